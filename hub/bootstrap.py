@@ -1,0 +1,116 @@
+"""The composition root: settings, routes, store, broker, metrics and adapters are wired here.
+
+Everything else receives what it needs as arguments. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hub.adapter import Adapter, AdapterFactory, RequestAdapter
+from hub.broker import Broker, Topology
+from hub.errors import ConfigurationError
+from hub.metrics import HubMetrics
+from hub.routing import RouteTable, load_routes, resolve_target_config
+from hub.settings import HubSettings
+from hub.store import MessageStore
+
+__all__ = ["Hub", "adapter_registry", "build_hub"]
+
+
+def adapter_registry() -> Mapping[str, AdapterFactory]:
+    """Adapter name (``adapter:`` in a route file) → factory. Add a new system's adapter here."""
+    from adapters.national_portal import create_adapter as national_portal
+    from adapters.onestop import create_adapter as onestop
+    from adapters.payment import create_adapter as payment_platform
+    from adapters.population import create_adapter as population
+    from adapters.vneid import create_adapter as vneid
+    from adapters.vnpost import create_adapter as vnpost
+
+    return {
+        "national_portal": national_portal,
+        "population": population,
+        "vneid": vneid,
+        "payment_platform": payment_platform,
+        "vnpost": vnpost,
+        "onestop": onestop,
+    }
+
+
+def known_schema_names() -> list[str]:
+    from schemas import SCHEMAS
+
+    return list(SCHEMAS)
+
+
+@dataclass
+class Hub:
+    """Everything one hub process uses, built once by :func:`build_hub`."""
+
+    settings: HubSettings
+    routes: RouteTable
+    store: MessageStore
+    broker: Broker
+    metrics: HubMetrics
+    adapters: Mapping[str, AdapterFactory] = field(default_factory=dict)
+
+    def build_adapter(self, target_id: str) -> object:
+        """The adapter object of ``target_id`` (whatever protocols it implements)."""
+        target = self.routes.targets.get(target_id)
+        if target is None:
+            raise ConfigurationError(
+                f"There is no target '{target_id}'; the route files declare: {', '.join(sorted(self.routes.targets))}."
+            )
+        factory = self.adapters[target.adapter]
+        adapter = factory(target_id, resolve_target_config(target))
+        attach_store = getattr(adapter, "attach_store", None)
+        if callable(attach_store):  # adapters that keep hub-side records (payment ledger, shipment book)
+            attach_store(self.store)
+        return adapter
+
+    def create_adapter(self, target_id: str) -> Adapter:
+        adapter = self.build_adapter(target_id)
+        if not isinstance(adapter, Adapter):
+            raise ConfigurationError(
+                f"Target '{target_id}' uses an adapter that cannot deliver messages; route only "
+                "request-reply or login types to it."
+            )
+        return adapter
+
+    def create_request_adapter(self, target_id: str) -> RequestAdapter:
+        adapter = self.build_adapter(target_id)
+        if not isinstance(adapter, RequestAdapter):
+            raise ConfigurationError(
+                f"Target '{target_id}' uses an adapter that cannot answer requests; "
+                "do not route mode: request-reply types to it."
+            )
+        return adapter
+
+    async def start(self) -> None:
+        """Migrate the store and declare every target's queues (needs both services up)."""
+        await self.store.migrate()
+        await self.broker.connect()
+        for target in self.routes.delivery_targets():
+            await self.broker.declare_target(target, self.routes.retry_delays(target))
+        for target in self.routes.request_targets():
+            await self.broker.declare_request_queue(target)
+
+    async def aclose(self) -> None:
+        await self.broker.aclose()
+        await self.store.aclose()
+
+
+def build_hub(settings: HubSettings | None = None) -> Hub:
+    settings = settings or HubSettings()
+    adapters = adapter_registry()
+    routes = load_routes(settings.routes_dir, known_schemas=known_schema_names(), known_adapters=adapters)
+    topology = Topology(settings.broker_namespace, settings.queue_type)
+    return Hub(
+        settings=settings,
+        routes=routes,
+        store=MessageStore.open(settings.database_url, pool_size=max(10, settings.prefetch // 2)),
+        broker=Broker(settings.broker_url, topology, publish_timeout=settings.publish_timeout_seconds),
+        metrics=HubMetrics.create(),
+        adapters=adapters,
+    )

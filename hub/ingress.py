@@ -1,0 +1,377 @@
+"""The ingress API: systems post messages here; ops read where each message is.
+
+A 202 is answered only after the message is in the store *and* confirmed by RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+
+from hub.auth import AuthenticationError, SystemKeys
+from hub.bootstrap import Hub
+from hub.broker import ATTEMPT_HEADER, DOSSIER_HEADER, TYPE_HEADER
+from hub.envelope import Envelope, encode_envelope, new_message_id, normalize_text
+from hub.errors import BrokerUnavailableError, StoreUnavailableError
+from hub.routing import SystemSpec
+from hub.store import DeliveryState, MessageView
+
+__all__ = ["Publisher", "create_ingress_app", "message_json"]
+
+log = structlog.get_logger(__name__)
+
+_IDEMPOTENCY_KEY_MAX = 200
+
+
+class _RequestError(Exception):
+    def __init__(self, status: int, detail: str, errors: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+
+
+class Publisher:
+    """Publishes a stored message to each of its targets and records the broker's confirm."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def publish(self, envelope: Envelope, targets: list[str]) -> None:
+        body = encode_envelope(envelope)
+        headers = {ATTEMPT_HEADER: 1, TYPE_HEADER: envelope.type, DOSSIER_HEADER: envelope.dossier_code or ""}
+        await asyncio.gather(
+            *(
+                self.hub.broker.publish(body, routing_key=target, message_id=envelope.id, headers=headers)
+                for target in targets
+            )
+        )
+        await self.hub.store.mark_published(envelope.id, targets)
+
+    async def relay_unpublished(self, older_than: timedelta) -> int:
+        """Publish messages that were stored but never confirmed (the transactional outbox)."""
+        count = 0
+        for envelope, targets in await self.hub.store.unpublished(older_than):
+            await self.publish(envelope, targets)
+            count += 1
+            log.warning("outbox_relayed", message_id=envelope.id, targets=targets)
+        return count
+
+
+def _sentence_for(error: Any) -> str:
+    loc = ".".join(str(p) for p in error.get("loc", ()) if p != "payload")
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if error.get("type") == "missing":
+        message = "is required"
+    elif error.get("type") == "extra_forbidden":
+        message = "is not a known field"
+    return f"Field '{loc}' {message}." if loc else f"{message[:1].upper()}{message[1:]}."
+
+
+def message_json(view: MessageView) -> dict[str, Any]:
+    envelope = view.envelope
+    return {
+        "id": envelope.id,
+        "seq": envelope.seq,
+        "type": envelope.type,
+        "source": envelope.source,
+        "dossier_code": envelope.dossier_code,
+        "accepted_at": envelope.accepted_at.isoformat(),
+        "idempotency_key": view.idempotency_key,
+        "payload": envelope.payload,
+        "deliveries": [
+            {
+                "target": d.target,
+                "route": d.route,
+                "state": d.state,
+                "attempts": d.attempts,
+                "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
+                "last_error": d.last_error,
+                "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+                "updated_at": d.updated_at.isoformat(),
+            }
+            for d in view.deliveries
+        ],
+        "events": [
+            {
+                "target": e.target,
+                "kind": e.kind,
+                "attempt": e.attempt,
+                "detail": e.detail,
+                "actor": e.actor,
+                "at": e.at.isoformat(),
+            }
+            for e in view.events
+        ],
+    }
+
+
+class AcceptedMessage(BaseModel):
+    id: str
+    targets: list[str]
+    duplicate: bool = False
+
+
+def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
+    """The FastAPI application of the ingress (the composition root passes the hub in)."""
+    from schemas import SCHEMAS
+
+    settings = hub.settings
+    publisher = Publisher(hub)
+    keys = SystemKeys.for_hub(hub)
+
+    async def relay_loop() -> None:
+        older_than = timedelta(seconds=settings.outbox_relay_after_seconds)
+        while True:
+            await asyncio.sleep(min(5.0, settings.outbox_relay_after_seconds / 2))
+            try:
+                await publisher.relay_unpublished(older_than)
+            except (StoreUnavailableError, BrokerUnavailableError) as exc:
+                log.warning("outbox_relay_waiting", error=str(exc))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await hub.broker.connect()
+        except BrokerUnavailableError as exc:
+            log.warning("ingress_started_without_broker", error=str(exc))
+        relay = asyncio.create_task(relay_loop()) if run_relay else None
+        yield
+        if relay is not None:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+
+    app = FastAPI(
+        title="LGSP hub ingress",
+        version="1",
+        description="Provincial integration hub: systems post dossier messages; ops follow each one.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(_RequestError)
+    async def _problem(_request: Request, exc: _RequestError) -> JSONResponse:
+        hub.metrics.rejected.labels(str(exc.status)).inc()
+        body: dict[str, Any] = {"detail": exc.detail}
+        if exc.errors:
+            body["errors"] = exc.errors
+        headers = {"Retry-After": "5"} if exc.status == 503 else None
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    def authenticate(request: Request) -> SystemSpec | None:
+        """The calling system, or None for the admin key; raise 401 otherwise."""
+        try:
+            return keys.identify(request.headers.get("authorization"))
+        except AuthenticationError as exc:
+            raise _RequestError(401, str(exc)) from exc
+
+    @app.post("/v1/messages", status_code=202, response_model=AcceptedMessage)
+    async def post_message(request: Request) -> JSONResponse:
+        system = authenticate(request)
+        if system is None:
+            raise _RequestError(403, "The admin key cannot send messages; use the sending system's key.")
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            raise _RequestError(413, f"The body is {length} bytes; the hub accepts at most {settings.max_body_bytes}.")
+        raw = await request.body()
+        if len(raw) > settings.max_body_bytes:
+            raise _RequestError(
+                413, f"The body is {len(raw)} bytes; the hub accepts at most {settings.max_body_bytes}."
+            )
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _RequestError(
+                400, f"The body is not UTF-8 text (bad byte at position {exc.start}); send UTF-8 JSON."
+            ) from exc
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise _RequestError(400, f"The body is not valid JSON ({exc}); send a JSON object.") from exc
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("type"), str)
+            or not isinstance(body.get("payload"), dict)
+        ):
+            raise _RequestError(422, 'The body must be a JSON object {"type": "<message type>", "payload": {...}}.')
+        message_type: str = body["type"]
+        routes = hub.routes.routes_for(message_type)
+        if not routes:
+            known = ", ".join(sorted(hub.routes.message_types()))
+            raise _RequestError(422, f"Message type '{message_type}' is not known to the hub; known types: {known}.")
+        if message_type not in system.allowed_types:
+            raise _RequestError(
+                403,
+                f"System '{system.id}' may not send '{message_type}'; ask the hub's operators to allow it.",
+            )
+        routes = hub.routes.routes_for(message_type, system.id)
+        if not routes:
+            raise _RequestError(403, f"No route takes '{message_type}' from system '{system.id}'.")
+        if routes[0].mode != "deliver":
+            raise _RequestError(
+                422,
+                f"Type '{message_type}' is answered directly ({routes[0].mode}); "
+                f"POST it to /v1/requests/{message_type} instead.",
+            )
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= _IDEMPOTENCY_KEY_MAX:
+            raise _RequestError(422, f"The Idempotency-Key header must be 1 to {_IDEMPOTENCY_KEY_MAX} characters long.")
+        payload = normalize_text(body["payload"])
+        model = SCHEMAS[routes[0].schema_name]
+        try:
+            validated = model.model_validate(payload)
+        except ValidationError as exc:
+            errors = [_sentence_for(e) for e in exc.errors()]
+            raise _RequestError(
+                422,
+                f"Message of type '{message_type}' does not match schema '{routes[0].schema_name}' "
+                f"({len(errors)} problem{'s' if len(errors) > 1 else ''}); fix and send it again.",
+                errors,
+            ) from exc
+        canonical = validated.model_dump(mode="json", exclude_none=True)
+        dossier_code = canonical.get("MaHoSo")
+        targets: dict[str, str] = {}
+        for route in routes:
+            for target in route.targets:
+                targets.setdefault(target, route.name)
+        message_id = new_message_id()
+        try:
+            view, created = await hub.store.accept(
+                message_type=message_type,
+                source=system.id,
+                dossier_code=dossier_code,
+                payload=canonical,
+                targets=list(targets.items()),
+                idempotency_key=idempotency_key,
+                message_id=message_id,
+            )
+        except StoreUnavailableError as exc:
+            log.exception("ingress_store_unavailable", error=str(exc))
+            raise _RequestError(
+                503,
+                f"The hub cannot store messages right now ({exc}) Nothing was accepted; "
+                "send it again later with the same Idempotency-Key.",
+            ) from exc
+        structlog.contextvars.bind_contextvars(message_id=view.envelope.id, dossier=dossier_code)
+        pending = [d.target for d in view.deliveries if d.state == DeliveryState.PENDING]
+        if pending:
+            try:
+                await publisher.publish(view.envelope, pending)
+            except (BrokerUnavailableError, StoreUnavailableError) as exc:
+                log.exception("ingress_publish_failed", error=str(exc))
+                outcome = "It may still be delivered; send it again later with the same Idempotency-Key."
+                if created and isinstance(exc, BrokerUnavailableError):
+                    # Only a publish RabbitMQ did not confirm is forgotten. When the store failed after the
+                    # confirm, the message is queued and a worker may be delivering it: it stays (the outbox
+                    # relay and the client's retry with the same key find it; the worker drops the copies).
+                    with contextlib.suppress(StoreUnavailableError):
+                        if await hub.store.forget_unpublished(view.envelope.id):
+                            outcome = "Nothing was accepted; send it again later with the same Idempotency-Key."
+                raise _RequestError(
+                    503, f"The hub could not queue message {view.envelope.id} ({exc}) {outcome}"
+                ) from exc
+        if created:
+            for route_name in {r.name for r in routes}:
+                hub.metrics.accepted.labels(route_name, system.id).inc()
+        log.info("accepted", type=message_type, source=system.id, duplicate=not created)
+        return JSONResponse(
+            AcceptedMessage(id=view.envelope.id, targets=view.targets(), duplicate=not created).model_dump(),
+            status_code=202,
+        )
+
+    async def readable(request: Request, view: MessageView | None, what: str) -> MessageView:
+        system = authenticate(request)
+        if view is None or (system is not None and view.envelope.source != system.id):
+            raise _RequestError(404, f"There is no {what} you may read.")
+        return view
+
+    @app.get("/v1/messages/{message_id}")
+    async def get_message(message_id: str, request: Request) -> dict[str, Any]:
+        authenticate(request)
+        try:
+            view = await hub.store.message(message_id)
+        except StoreUnavailableError as exc:
+            raise _RequestError(503, str(exc)) from exc
+        return message_json(await readable(request, view, f"message {message_id}"))
+
+    @app.get("/v1/dossiers/{dossier_code}/messages")
+    async def get_dossier_messages(dossier_code: str, request: Request) -> dict[str, Any]:
+        system = authenticate(request)
+        try:
+            views = await hub.store.dossier_messages(dossier_code)
+        except StoreUnavailableError as exc:
+            raise _RequestError(503, str(exc)) from exc
+        if system is not None:
+            views = [v for v in views if v.envelope.source == system.id]
+        return {"dossier_code": dossier_code, "messages": [message_json(v) for v in views]}
+
+    # --- feature routers: each feature adds one `app.include_router(...)` line below -------------
+    from hub.identity import create_identity_router
+    from hub.requests import create_request_router
+
+    app.include_router(create_request_router(hub))  # request-reply routes (docs/request-reply.md)
+    app.include_router(create_identity_router(hub))  # VNeID logins through the hub (docs/identity.md)
+    from hub.console import create_console_router
+
+    app.include_router(create_console_router(hub))  # ops console under /console (docs/console.md)
+    from hub.callbacks import create_partner_router
+
+    app.include_router(create_partner_router(hub))  # payment + VNPost callbacks (docs/payments-and-post.md)
+    # ---------------------------------------------------------------------------------------------
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        problems: list[str] = []
+        try:
+            await hub.broker.check()
+        except BrokerUnavailableError as exc:
+            problems.append(str(exc))
+        try:
+            await hub.store.ping()
+        except StoreUnavailableError as exc:
+            problems.append(str(exc))
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        await refresh_gauges(hub)
+        return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def refresh_gauges(hub: Hub) -> None:
+    """Read queue depths from RabbitMQ and the oldest undelivered message from the store."""
+    topology = hub.broker.topology
+    now = datetime.now(UTC)
+    for target in hub.routes.delivery_targets():
+        depth = await hub.broker.queue_depth(topology.target_queue(target))
+        if depth is not None:
+            hub.metrics.queue_depth.labels(target).set(depth)
+        dlq = await hub.broker.queue_depth(topology.dlq(target))
+        if dlq is not None:
+            hub.metrics.dlq_depth.labels(target).set(dlq)
+        with contextlib.suppress(StoreUnavailableError):
+            oldest = await hub.store.oldest_open_accepted_at(target)
+            hub.metrics.oldest_pending_age.labels(target).set((now - oldest).total_seconds() if oldest else 0)
+    with contextlib.suppress(StoreUnavailableError):
+        from hub.metrics import refresh_store_gauges
+
+        await refresh_store_gauges(hub.metrics, hub.store, hub.routes.targets)

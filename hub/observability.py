@@ -1,0 +1,101 @@
+"""Structured logging (structlog, JSON) with personal data masked by one processor.
+
+Call sites never mask; :func:`mask_personal_data` does it for every log line: values of
+known personal fields are masked by key, and ID numbers, phone numbers and e-mail
+addresses are masked wherever they appear inside strings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging", "mask_payload", "mask_personal_data", "mask_text", "mask_value"]
+
+PERSONAL_KEYS = frozenset(
+    {
+        "chuhoso", "hovaten", "hoten", "fullname", "name_of_applicant", "sodinhdanh", "socmnd",
+        "sogiaytochuhoso", "sodienthoai", "phone", "email", "diachi", "address", "thuongtru",
+        "noiohientai", "quequan", "ngaythangnamsinh", "receiver", "sender", "madoituong",
+    }
+)  # fmt: skip
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Not inside a longer word or identifier (a UUID's last group can be 12 digits).
+_PHONE = re.compile(r"(?<![\w-])(?:\+?84|0)\d{8,10}(?![\w-])")
+_ID = re.compile(r"(?<![\w-])(\d{12}|\d{9})(?![\w-])")
+
+
+def mask_value(value: str) -> str:
+    """Keep only enough to recognise a value: ``001099012345`` → ``00********45``."""
+    if len(value) <= 4:
+        return "*" * len(value)
+    return value[:2] + "*" * (len(value) - 4) + value[-2:]
+
+
+def mask_text(text: str) -> str:
+    """Mask e-mail addresses, phone numbers and 9/12-digit ID numbers inside free text."""
+    text = _EMAIL.sub(lambda m: mask_value(m.group(0).split("@")[0]) + "@***", text)
+    text = _PHONE.sub(lambda m: mask_value(m.group(0)), text)
+    return _ID.sub(lambda m: mask_value(m.group(0)), text)
+
+
+def _mask(key: str | None, value: Any) -> Any:
+    if key is not None and key.lower() in PERSONAL_KEYS and value is not None:
+        return mask_value(str(value)) if not isinstance(value, dict | list) else "***"
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _mask(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(None, v) for v in value]
+    return value
+
+
+def mask_payload(payload: Any) -> Any:
+    """A copy of a message payload with personal data masked (for showing it in the ops console)."""
+    return _mask(None, payload)
+
+
+def mask_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: mask personal data in every key and value of a log line."""
+    for key in list(event_dict):
+        event_dict[key] = _mask(key, event_dict[key])
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Configure structlog and the standard library logging to emit one JSON object per line."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        mask_personal_data,
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore", "uvicorn.access", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

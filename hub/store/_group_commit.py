@@ -1,0 +1,90 @@
+"""Group commit: concurrent writes of one kind share a transaction.
+
+Under load many requests (or deliveries) each want the same small write at about the same
+time: "the broker confirmed message X", "target T took message Y". Each caller still waits
+until *its* write is committed, exactly as before; the writes that arrive while one commit is
+running are simply committed together in the next one. A lone caller is written at once, so
+nothing waits for a batch to fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from hub.errors import StoreUnavailableError
+
+__all__ = ["GroupCommit"]
+
+T = TypeVar("T")
+
+
+class GroupCommit(Generic[T]):
+    """Writes items with ``write(batch)``; ``submit(item)`` returns once the item's batch is committed.
+
+    When a batch fails for another reason than an unreachable store (one item violates a
+    constraint, say), its items are written one by one, so only the failing item's caller sees
+    the error, as if there were no batching.
+    """
+
+    def __init__(self, write: Callable[[Sequence[T]], Awaitable[None]], *, max_batch: int = 200) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                await self._commit(batch)
+        except BaseException as exc:  # a bug or a cancelled task: never leave a caller waiting
+            for _, future in self._queue:
+                _settle(future, exc)
+            self._queue = []
+            raise
+
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            await self._write([item for item, _ in batch])
+        except StoreUnavailableError as exc:
+            for _, future in batch:
+                _settle(future, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - find the item that failed, below
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            for item, future in batch:
+                try:
+                    await self._write([item])
+                except Exception as single:  # noqa: BLE001 - handed to the caller of this item
+                    _settle(future, single)
+                else:
+                    _settle(future, None)
+            return
+        except BaseException as exc:
+            for _, future in batch:
+                _settle(future, exc)
+            raise
+        for _, future in batch:
+            _settle(future, None)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled; its write went ahead anyway
+        return
+    if error is None:
+        future.set_result(None)
+    elif isinstance(error, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(error)

@@ -1,0 +1,741 @@
+"""The message store: every accepted message, its state per target and its timeline.
+
+SQLite (a file) is the embedded default; PostgreSQL is used by setting ``HUB_DATABASE_URL``.
+Every public method raises :class:`hub.errors.StoreUnavailableError` when the database
+cannot be reached, so callers answer 503 or retry instead of crashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, event, func, insert, select, text, update
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from hub.envelope import Envelope
+from hub.errors import StoreUnavailableError
+from hub.store._group_commit import GroupCommit
+from hub.store.models import DeliveryEventRow, DeliveryRow, DossierCursorRow, MessageRow
+
+__all__ = ["DeliveryState", "DeliveryView", "EventView", "MessageStore", "MessageView"]
+
+
+class DeliveryState:
+    """States of a message towards one target."""
+
+    PENDING = "pending"  # stored, broker has not confirmed yet (not yet answered 202)
+    ACCEPTED = "accepted"  # stored and confirmed by the broker
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    DEAD_LETTERED = "dead_lettered"
+    REPLAYED = "replayed"  # sent again from the dead-letter queue by an operator
+    SUPERSEDED = "superseded"  # an older dossier state not sent because a newer one was delivered
+    DISCARDED = "discarded"
+
+    FINAL = frozenset({DELIVERED, SUPERSEDED, DISCARDED})
+    OPEN = frozenset({PENDING, ACCEPTED, RETRYING, REPLAYED})
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    target: str
+    route: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    target: str | None
+    kind: str
+    attempt: int | None
+    detail: str | None
+    actor: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    envelope: Envelope
+    idempotency_key: str | None
+    deliveries: tuple[DeliveryView, ...]
+    events: tuple[EventView, ...] = field(default=())
+
+    def targets(self) -> list[str]:
+        return [d.target for d in self.deliveries]
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivered:
+    message_id: str
+    target: str
+    attempt: int
+    dossier_code: str | None
+    seq: int | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every time in the store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _envelope(row: MessageRow) -> Envelope:
+    return Envelope(
+        id=row.id,
+        seq=row.seq,
+        type=row.type,
+        source=row.source,
+        dossier_code=row.dossier_code,
+        payload=row.payload,
+        accepted_at=_aware(row.accepted_at) or _now(),
+    )
+
+
+def _delivery(row: DeliveryRow) -> DeliveryView:
+    return DeliveryView(
+        target=row.target,
+        route=row.route,
+        state=row.state,
+        attempts=row.attempts,
+        next_attempt_at=_aware(row.next_attempt_at),
+        last_error=row.last_error,
+        delivered_at=_aware(row.delivered_at),
+        updated_at=_aware(row.updated_at) or _now(),
+    )
+
+
+def _event(row: DeliveryEventRow) -> EventView:
+    return EventView(
+        target=row.target,
+        kind=row.kind,
+        attempt=row.attempt,
+        detail=row.detail,
+        actor=row.actor,
+        at=_aware(row.at) or _now(),
+    )
+
+
+def sync_url(url: str) -> str:
+    """The synchronous driver URL for Alembic (aiosqlite → sqlite, psycopg stays psycopg)."""
+    parsed = make_url(url)
+    driver = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql+psycopg"}.get(
+        parsed.drivername, parsed.drivername
+    )
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def async_url(url: str) -> str:
+    parsed = make_url(url)
+    driver = {
+        "sqlite": "sqlite+aiosqlite",
+        "postgresql": "postgresql+psycopg",
+        "postgres": "postgresql+psycopg",
+        "postgresql+psycopg2": "postgresql+psycopg",
+    }.get(parsed.drivername, parsed.drivername)
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+class MessageStore:
+    """Async access to the message store. Create with :meth:`open`, close with :meth:`aclose`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite takes one writer at a time and makes the others sleep and poll (up to 100 ms a
+        # turn) until it is free. Queueing this process's writers here instead wakes the next one
+        # as soon as the previous commits: several times the throughput under concurrent requests.
+        self._write_turn = asyncio.Lock() if self.is_sqlite else None
+        self._published: GroupCommit[tuple[str, tuple[str, ...]]] = GroupCommit(self._write_published)
+        self._delivered: GroupCommit[_Delivered] = GroupCommit(self._write_delivered)
+
+    @classmethod
+    def open(cls, url: str, *, pool_size: int = 20) -> MessageStore:
+        url = async_url(url)
+        parsed = make_url(url)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs = {"connect_args": {"timeout": 30}}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
+        engine = create_async_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite":
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+
+        return cls(engine)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database engine, for feature tables kept beside the messages (audit, logins)."""
+        return self._engine
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @asynccontextmanager
+    async def _session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction; ``write=True`` for one that changes rows (see ``_write_turn``)."""
+        turn = self._write_turn if write else None
+        try:
+            async with turn or nullcontext(), self._sessions() as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise StoreUnavailableError(
+                f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "check that the database is running and HUB_DATABASE_URL is right."
+            ) from exc
+
+    async def migrate(self) -> None:
+        """Bring the schema up to date with Alembic (safe to call from several processes at once)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config(str(Path(__file__).with_name("alembic.ini")))
+
+        def upgrade(connection: Connection) -> None:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(7217720261126)"))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+        try:
+            async with self._engine.begin() as connection:
+                await connection.run_sync(upgrade)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise StoreUnavailableError(
+                f"The message store cannot be migrated ({type(exc).__name__}: {str(exc).splitlines()[0]})."
+            ) from exc
+
+    async def ping(self) -> None:
+        async with self._session() as session:
+            await session.execute(text("SELECT 1"))
+
+    # ------------------------------------------------------------------ ingress
+
+    async def accept(
+        self,
+        *,
+        message_type: str,
+        source: str,
+        dossier_code: str | None,
+        payload: dict[str, Any],
+        targets: Sequence[tuple[str, str]],
+        idempotency_key: str | None,
+        message_id: str,
+    ) -> tuple[MessageView, bool]:
+        """Store a new message and one pending delivery per ``(target, route)``.
+
+        Returns the message and ``True``; or, when ``idempotency_key`` was seen before from
+        the same source, the original message and ``False`` (nothing is stored twice).
+        """
+        if idempotency_key is not None:
+            existing = await self.find_by_idempotency_key(source, idempotency_key)
+            if existing is not None:
+                return existing, False
+        now = _now()
+        try:
+            async with self._session(write=True) as session:
+                row = MessageRow(
+                    id=message_id,
+                    type=message_type,
+                    source=source,
+                    dossier_code=dossier_code,
+                    idempotency_key=idempotency_key,
+                    payload=payload,
+                    accepted_at=now,
+                )
+                session.add(row)
+                await session.flush()
+                for target, route in targets:
+                    session.add(
+                        DeliveryRow(
+                            message_id=message_id,
+                            target=target,
+                            route=route,
+                            state=DeliveryState.PENDING,
+                            attempts=0,
+                            updated_at=now,
+                        )
+                    )
+                session.add(DeliveryEventRow(message_id=message_id, target=None, kind="accepted", at=now))
+                envelope = _envelope(row)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = await self.find_by_idempotency_key(source, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+        deliveries = tuple(DeliveryView(t, r, DeliveryState.PENDING, 0, None, None, None, now) for t, r in targets)
+        return MessageView(envelope, idempotency_key, deliveries), True
+
+    async def find_by_idempotency_key(self, source: str, key: str) -> MessageView | None:
+        async with self._session() as session:
+            row = (
+                await session.execute(
+                    select(MessageRow).where(MessageRow.source == source, MessageRow.idempotency_key == key)
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            return await self._view(session, row, with_events=False)
+
+    async def mark_published(self, message_id: str, targets: Iterable[str]) -> None:
+        """The broker confirmed the message for these targets: pending → accepted.
+
+        Returns once committed; concurrent calls share a transaction (see :mod:`._group_commit`).
+        """
+        await self._published.submit((message_id, tuple(targets)))
+
+    async def _write_published(self, items: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+        by_targets: dict[tuple[str, ...], list[str]] = {}
+        for message_id, targets in items:
+            by_targets.setdefault(targets, []).append(message_id)
+        now = _now()
+        async with self._session(write=True) as session:
+            for targets, message_ids in by_targets.items():
+                await session.execute(
+                    update(DeliveryRow)
+                    .where(
+                        DeliveryRow.message_id.in_(message_ids),
+                        DeliveryRow.target.in_(targets),
+                        DeliveryRow.state == DeliveryState.PENDING,
+                    )
+                    .values(state=DeliveryState.ACCEPTED, published_at=now, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def forget_unpublished(self, message_id: str) -> bool:
+        """Remove a message whose publish failed before 202, so a 503 really means 'not accepted'.
+
+        Only removes it while every delivery is still pending; returns whether it did.
+        """
+        async with self._session(write=True) as session:
+            open_count = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(DeliveryRow)
+                    .where(DeliveryRow.message_id == message_id, DeliveryRow.state != DeliveryState.PENDING)
+                )
+            ).scalar_one()
+            if open_count:
+                return False
+            await session.execute(delete(DeliveryEventRow).where(DeliveryEventRow.message_id == message_id))
+            await session.execute(delete(DeliveryRow).where(DeliveryRow.message_id == message_id))
+            await session.execute(delete(MessageRow).where(MessageRow.id == message_id))
+            return True
+
+    async def unpublished(self, older_than: timedelta, limit: int = 500) -> list[tuple[Envelope, list[str]]]:
+        """Messages stored but never confirmed by the broker (the ingress died or the broker failed)."""
+        cutoff = _now() - older_than
+        async with self._session() as session:
+            rows = (
+                await session.execute(
+                    select(MessageRow, DeliveryRow.target)
+                    .join(DeliveryRow, DeliveryRow.message_id == MessageRow.id)
+                    .where(DeliveryRow.state == DeliveryState.PENDING, DeliveryRow.updated_at < cutoff)
+                    .order_by(MessageRow.seq)
+                    .limit(limit)
+                )
+            ).all()
+        grouped: dict[str, tuple[Envelope, list[str]]] = {}
+        for message, target in rows:
+            grouped.setdefault(message.id, (_envelope(message), []))[1].append(target)
+        return list(grouped.values())
+
+    # ------------------------------------------------------------------ worker
+
+    async def delivery(self, message_id: str, target: str) -> DeliveryView | None:
+        async with self._session() as session:
+            row = await session.get(DeliveryRow, (message_id, target))
+            return None if row is None else _delivery(row)
+
+    async def message_envelope(self, message_id: str) -> Envelope | None:
+        async with self._session() as session:
+            row = (await session.execute(select(MessageRow).where(MessageRow.id == message_id))).scalar_one_or_none()
+            return None if row is None else _envelope(row)
+
+    async def message_at_seq(self, seq: int) -> Envelope | None:
+        async with self._session() as session:
+            row = await session.get(MessageRow, seq)
+            return None if row is None else _envelope(row)
+
+    async def cursor(self, target: str, dossier_code: str) -> int | None:
+        async with self._session() as session:
+            row = await session.get(DossierCursorRow, (target, dossier_code))
+            return None if row is None else row.delivered_seq
+
+    async def earlier_in_flight(self, target: str, dossier_code: str, seq: int, since: datetime) -> bool:
+        """True when a message of the dossier accepted before ``seq`` is still on its way to ``target``,
+        or reached it after ``since`` (so a call made at ``since`` may have overtaken it)."""
+        async with self._session() as session:
+            found = (
+                await session.execute(
+                    select(MessageRow.seq)
+                    .join(DeliveryRow, DeliveryRow.message_id == MessageRow.id)
+                    .where(
+                        MessageRow.dossier_code == dossier_code,
+                        MessageRow.seq < seq,
+                        DeliveryRow.target == target,
+                        DeliveryRow.state.in_(list(DeliveryState.OPEN))
+                        | ((DeliveryRow.state == DeliveryState.DELIVERED) & (DeliveryRow.delivered_at >= since)),
+                    )
+                    .limit(1)
+                )
+            ).first()
+            return found is not None
+
+    async def mark_delivered(
+        self, message_id: str, target: str, *, attempt: int, dossier_code: str | None, seq: int | None
+    ) -> None:
+        """Record a delivery; ``seq`` (for full-state messages) moves the dossier's cursor forward.
+
+        Returns once committed; concurrent calls share a transaction (see :mod:`._group_commit`).
+        """
+        await self._delivered.submit(_Delivered(message_id, target, attempt, dossier_code, seq))
+
+    async def _write_delivered(self, items: Sequence[_Delivered]) -> None:
+        now = _now()
+        cursors: dict[tuple[str, str], int] = {}
+        for item in items:
+            if item.dossier_code is not None and item.seq is not None:
+                key = (item.target, item.dossier_code)
+                cursors[key] = max(item.seq, cursors.get(key, item.seq))
+        async with self._session(write=True) as session:
+            deliveries = cast(Table, DeliveryRow.__table__)  # a Core executemany: no ORM row checks
+            await session.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.message_id == bindparam("b_message_id"),
+                    deliveries.c.target == bindparam("b_target"),
+                )
+                .values(
+                    state=DeliveryState.DELIVERED,
+                    attempts=bindparam("b_attempts"),
+                    delivered_at=now,
+                    updated_at=now,
+                    next_attempt_at=None,
+                ),
+                [{"b_message_id": i.message_id, "b_target": i.target, "b_attempts": i.attempt} for i in items],
+            )
+            session.add_all(
+                DeliveryEventRow(
+                    message_id=item.message_id, target=item.target, kind="delivered", attempt=item.attempt, at=now
+                )
+                for item in items
+            )
+            if cursors:
+                await self._advance_cursors(session, cursors)
+
+    async def _advance_cursors(self, session: AsyncSession, cursors: dict[tuple[str, str], int]) -> None:
+        """Move each ``(target, dossier) -> seq`` cursor forward (never back); create the missing ones."""
+        table = cast(Table, DossierCursorRow.__table__)
+        await session.execute(
+            update(table)
+            .where(
+                table.c.target == bindparam("b_target"),
+                table.c.dossier_code == bindparam("b_dossier"),
+                table.c.delivered_seq < bindparam("b_seq"),
+            )
+            .values(delivered_seq=bindparam("b_seq")),
+            [{"b_target": t, "b_dossier": d, "b_seq": seq} for (t, d), seq in cursors.items()],
+        )
+        existing = await session.execute(
+            select(table.c.target, table.c.dossier_code).where(
+                table.c.target.in_({t for t, _ in cursors}), table.c.dossier_code.in_({d for _, d in cursors})
+            )
+        )
+        missing = cursors.keys() - {(t, d) for t, d in existing.all()}
+        if missing:
+            await session.execute(
+                insert(table), [{"target": t, "dossier_code": d, "delivered_seq": cursors[t, d]} for t, d in missing]
+            )
+
+    async def mark_delivered_many(self, message_ids: Sequence[str], target: str, *, attempts: Sequence[int]) -> None:
+        await self._write_delivered(
+            [_Delivered(m, target, a, None, None) for m, a in zip(message_ids, attempts, strict=True)]
+        )
+
+    async def _transition(
+        self,
+        message_id: str,
+        target: str,
+        *,
+        state: str,
+        kind: str,
+        attempt: int | None,
+        detail: str | None,
+        next_attempt_at: datetime | None = None,
+        actor: str | None = None,
+        only_from: Iterable[str] | None = None,
+    ) -> bool:
+        now = _now()
+        values: dict[str, Any] = {"state": state, "updated_at": now, "next_attempt_at": next_attempt_at}
+        if attempt is not None:
+            values["attempts"] = attempt
+        if detail is not None and kind != "replayed":
+            values["last_error"] = detail
+        async with self._session(write=True) as session:
+            statement = update(DeliveryRow).where(DeliveryRow.message_id == message_id, DeliveryRow.target == target)
+            if only_from is not None:
+                statement = statement.where(DeliveryRow.state.in_(list(only_from)))
+            result = await session.execute(statement.values(**values))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                return False
+            session.add(
+                DeliveryEventRow(
+                    message_id=message_id, target=target, kind=kind, attempt=attempt, detail=detail,
+                    actor=actor, at=now,
+                )
+            )  # fmt: skip
+            return True
+
+    async def mark_retrying(
+        self, message_id: str, target: str, *, attempt: int, delay_seconds: float, reason: str
+    ) -> None:
+        await self._transition(
+            message_id, target, state=DeliveryState.RETRYING, kind="attempt_failed", attempt=attempt,
+            detail=reason, next_attempt_at=_now() + timedelta(seconds=delay_seconds),
+        )  # fmt: skip
+
+    async def mark_dead_lettered(self, message_id: str, target: str, *, attempt: int, reason: str) -> None:
+        await self._transition(
+            message_id, target, state=DeliveryState.DEAD_LETTERED, kind="dead_lettered", attempt=attempt,
+            detail=reason,
+        )  # fmt: skip
+
+    async def mark_superseded(self, message_id: str, target: str, *, attempt: int, newer_seq: int) -> None:
+        await self._transition(
+            message_id, target, state=DeliveryState.SUPERSEDED, kind="superseded", attempt=attempt,
+            detail=f"Not sent: a newer state of the dossier (message #{newer_seq}) was already delivered.",
+        )  # fmt: skip
+
+    async def mark_replayed(self, message_id: str, target: str, *, actor: str) -> bool:
+        return await self._transition(
+            message_id, target, state=DeliveryState.REPLAYED, kind="replayed", attempt=None,
+            detail="Sent again from the dead-letter queue.", actor=actor,
+            only_from=[DeliveryState.DEAD_LETTERED],
+        )  # fmt: skip
+
+    async def mark_discarded(self, message_id: str, target: str, *, actor: str, reason: str) -> bool:
+        return await self._transition(
+            message_id, target, state=DeliveryState.DISCARDED, kind="discarded", attempt=None,
+            detail=reason, actor=actor, only_from=[DeliveryState.DEAD_LETTERED],
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ queries
+
+    async def _view(self, session: AsyncSession, row: MessageRow, *, with_events: bool) -> MessageView:
+        deliveries = (
+            (
+                await session.execute(
+                    select(DeliveryRow).where(DeliveryRow.message_id == row.id).order_by(DeliveryRow.target)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        events: Sequence[DeliveryEventRow] = ()
+        if with_events:
+            events = (
+                (
+                    await session.execute(
+                        select(DeliveryEventRow)
+                        .where(DeliveryEventRow.message_id == row.id)
+                        .order_by(DeliveryEventRow.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return MessageView(
+            envelope=_envelope(row),
+            idempotency_key=row.idempotency_key,
+            deliveries=tuple(_delivery(d) for d in deliveries),
+            events=tuple(_event(e) for e in events),
+        )
+
+    async def message(self, message_id: str) -> MessageView | None:
+        async with self._session() as session:
+            row = (await session.execute(select(MessageRow).where(MessageRow.id == message_id))).scalar_one_or_none()
+            return None if row is None else await self._view(session, row, with_events=True)
+
+    async def dossier_messages(self, dossier_code: str, limit: int = 1000) -> list[MessageView]:
+        async with self._session() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(MessageRow)
+                        .where(MessageRow.dossier_code == dossier_code)
+                        .order_by(MessageRow.seq)
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            return [await self._view(session, row, with_events=True) for row in rows]
+
+    async def dead_letters(self, target: str | None = None, limit: int = 1000) -> list[tuple[Envelope, DeliveryView]]:
+        async with self._session() as session:
+            statement = (
+                select(MessageRow, DeliveryRow)
+                .join(DeliveryRow, DeliveryRow.message_id == MessageRow.id)
+                .where(DeliveryRow.state == DeliveryState.DEAD_LETTERED)
+                .order_by(MessageRow.seq)
+                .limit(limit)
+            )
+            if target is not None:
+                statement = statement.where(DeliveryRow.target == target)
+            rows = (await session.execute(statement)).all()
+            return [(_envelope(m), _delivery(d)) for m, d in rows]
+
+    async def count_by_state(self, target: str | None = None) -> dict[str, int]:
+        async with self._session() as session:
+            statement = select(DeliveryRow.state, func.count()).group_by(DeliveryRow.state)
+            if target is not None:
+                statement = statement.where(DeliveryRow.target == target)
+            return dict((await session.execute(statement)).all())
+
+    async def oldest_open_accepted_at(self, target: str) -> datetime | None:
+        async with self._session() as session:
+            value = (
+                await session.execute(
+                    select(func.min(MessageRow.accepted_at))
+                    .join(DeliveryRow, DeliveryRow.message_id == MessageRow.id)
+                    .where(DeliveryRow.target == target, DeliveryRow.state.in_(list(DeliveryState.OPEN)))
+                )
+            ).scalar_one_or_none()
+            return _aware(value)
+
+    # ------------------------------------------------------------------ ops console and health gauges
+
+    async def open_counts(self) -> dict[tuple[str, str, str], int]:
+        """``(target, route, state) -> count`` of deliveries not yet done (open or dead-lettered)."""
+        states = [*DeliveryState.OPEN, DeliveryState.DEAD_LETTERED]
+        async with self._session() as session:
+            rows = await session.execute(
+                select(DeliveryRow.target, DeliveryRow.route, DeliveryRow.state, func.count())
+                .where(DeliveryRow.state.in_(states))
+                .group_by(DeliveryRow.target, DeliveryRow.route, DeliveryRow.state)
+            )
+            return {(t, r, s): n for t, r, s, n in rows.all()}
+
+    async def event_counts_since(
+        self, target: str, since: datetime, kinds: Sequence[str]
+    ) -> dict[tuple[str, str], int]:
+        """``(route, kind) -> count`` of a target's timeline events since ``since``."""
+        async with self._session() as session:
+            rows = await session.execute(
+                select(DeliveryRow.route, DeliveryEventRow.kind, func.count())
+                .join(
+                    DeliveryRow,
+                    (DeliveryRow.message_id == DeliveryEventRow.message_id) & (DeliveryRow.target == target),
+                )
+                .where(
+                    DeliveryEventRow.target == target,
+                    DeliveryEventRow.kind.in_(list(kinds)),
+                    DeliveryEventRow.at >= since,
+                )
+                .group_by(DeliveryRow.route, DeliveryEventRow.kind)
+            )
+            return {(r, k): n for r, k, n in rows.all()}
+
+    async def accepted_since(self, since: datetime) -> dict[str, int]:
+        """``source system -> messages accepted`` since ``since``."""
+        async with self._session() as session:
+            rows = await session.execute(
+                select(MessageRow.source, func.count())
+                .join(DeliveryEventRow, DeliveryEventRow.message_id == MessageRow.id)
+                .where(
+                    DeliveryEventRow.target.is_(None),
+                    DeliveryEventRow.kind == "accepted",
+                    DeliveryEventRow.at >= since,
+                )
+                .group_by(MessageRow.source)
+            )
+            return {str(source): int(n) for source, n in rows.all()}
+
+    async def last_event(self, target: str, kinds: Sequence[str]) -> EventView | None:
+        """The newest timeline event of a target among ``kinds`` (one index lookup per kind)."""
+        newest: EventView | None = None
+        async with self._session() as session:
+            for kind in kinds:
+                row = (
+                    await session.execute(
+                        select(DeliveryEventRow)
+                        .where(DeliveryEventRow.target == target, DeliveryEventRow.kind == kind)
+                        .order_by(DeliveryEventRow.at.desc())
+                        .limit(1)
+                    )
+                ).scalar_one_or_none()
+                if row is not None and (newest is None or (_aware(row.at) or _now()) > newest.at):
+                    newest = _event(row)
+        return newest
+
+    async def operator_events(
+        self, targets: Iterable[str], *, limit: int = 100
+    ) -> list[tuple[str, str | None, EventView]]:
+        """Newest replays and discards (with who did them): ``(message id, dossier code, event)``."""
+        found: list[tuple[str, str | None, EventView]] = []
+        async with self._session() as session:
+            for target in targets:
+                rows = await session.execute(
+                    select(DeliveryEventRow, MessageRow.dossier_code)
+                    .join(MessageRow, MessageRow.id == DeliveryEventRow.message_id)
+                    .where(
+                        DeliveryEventRow.target == target,
+                        DeliveryEventRow.kind.in_(["replayed", "discarded"]),
+                    )
+                    .order_by(DeliveryEventRow.at.desc())
+                    .limit(limit)
+                )
+                found.extend((e.message_id, code, _event(e)) for e, code in rows.all())
+        found.sort(key=lambda item: item[2].at, reverse=True)
+        return found[:limit]
+
+
+async def wait_for_store(store: MessageStore, *, attempts: int = 30, delay: float = 1.0) -> None:
+    """Ping until the store answers (used at start-up); raise StoreUnavailableError after ``attempts``."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await store.ping()
+        except StoreUnavailableError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(delay)
+        else:
+            return

@@ -1,0 +1,248 @@
+"""Tables of the message store. Changes need an Alembic migration in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AuditRecordRow",
+    "Base",
+    "DeliveryEventRow",
+    "DeliveryRow",
+    "DossierCursorRow",
+    "LoginSessionRow",
+    "MessageRow",
+    "PaymentCallbackRow",
+    "PaymentRow",
+    "ShipmentEventRow",
+    "ShipmentRow",
+]
+
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MessageRow(Base):
+    """One accepted message. ``seq`` orders messages (and so the states of one dossier)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("source", "idempotency_key", name="uq_messages_source_idempotency_key"),)
+
+    seq: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, nullable=False)
+    type: Mapped[str] = mapped_column(String(100), nullable=False)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    dossier_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class DeliveryRow(Base):
+    """The state of one message towards one target."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_target_state", "target", "state"),)
+
+    message_id: Mapped[str] = mapped_column(String(36), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(64), primary_key=True)
+    route: Mapped[str] = mapped_column(String(64), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class DeliveryEventRow(Base):
+    """The timeline of a delivery: accepted, each attempt's failure, delivered, dead-lettered, replayed."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (Index("ix_delivery_events_target_kind_at", "target", "kind", "at"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("messages.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    target: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(30), nullable=False)
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class DossierCursorRow(Base):
+    """The newest dossier state (by ``seq``) delivered to a target; older ones are never sent after it."""
+
+    __tablename__ = "dossier_cursors"
+
+    target: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delivered_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class AuditRecordRow(Base):
+    """Who asked a national system about whom, why, when, and what came of it (population DB, VNeID).
+
+    ``subject`` is the citizen's ID number masked (``00********45``); the full number is never stored.
+    """
+
+    __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_records_at", "at"), Index("ix_audit_records_system_at", "system", "at"))
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    request_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    kind: Mapped[str] = mapped_column(String(100), nullable=False)
+    route: Mapped[str] = mapped_column(String(64), nullable=False)
+    system: Mapped[str] = mapped_column(String(64), nullable=False)
+    official: Mapped[str | None] = mapped_column(String(100))
+    agency: Mapped[str | None] = mapped_column(String(100))
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginSessionRow(Base):
+    """A browser login through the hub, from its start to the one-stop system redeeming its code.
+
+    ``identity`` holds the verified identity only between the provider's callback and the
+    redemption (at most a few minutes); it is cleared when the code is redeemed or expires.
+    """
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (Index("ix_login_sessions_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    route: Mapped[str] = mapped_column(String(64), nullable=False)
+    system: Mapped[str] = mapped_column(String(64), nullable=False)
+    return_to: Mapped[str] = mapped_column(Text, nullable=False)
+    client_state: Mapped[str | None] = mapped_column(String(500))
+    browser_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    nonce: Mapped[str] = mapped_column(String(100), nullable=False)
+    code_verifier: Mapped[str] = mapped_column(String(200), nullable=False)
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PaymentRow(Base):
+    """A fee payment the hub asked a payment platform for (``payment.init``), and what became of it.
+
+    ``transaction_id`` (MaGiaoDich) is unique: a replayed or duplicated callback can never settle a
+    second payment. Amounts are integers in VND.
+    """
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_state_next_check_at", "state", "next_check_at"),)
+
+    reference: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(64), nullable=False)
+    partner_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    dossier_code: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    fee_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    payment_url: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(String(36), unique=True, nullable=False)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checks: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    transaction_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    bank_code: Mapped[str | None] = mapped_column(String(32))
+    transaction_time: Mapped[str | None] = mapped_column(String(14))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    settled_by: Mapped[str | None] = mapped_column(String(20))
+    completed_message_id: Mapped[str | None] = mapped_column(String(36))
+    reflected_message_id: Mapped[str | None] = mapped_column(String(36))
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    receipt_message_id: Mapped[str | None] = mapped_column(String(36))
+    refund_reference: Mapped[str | None] = mapped_column(String(64), unique=True)
+    refund_amount: Mapped[int | None] = mapped_column(BigInteger)
+    refund_reason: Mapped[str | None] = mapped_column(Text)
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PaymentCallbackRow(Base):
+    """Every payment result the hub received (callback) or asked for (QUERY), accepted or rejected, and why."""
+
+    __tablename__ = "payment_callbacks"
+    __table_args__ = (Index("ix_payment_callbacks_outcome_received_at", "outcome", "received_at"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    channel: Mapped[str] = mapped_column(String(20), nullable=False)
+    reference: Mapped[str | None] = mapped_column(String(64), index=True)
+    transaction_id: Mapped[str | None] = mapped_column(String(64))
+    partner_code: Mapped[str | None] = mapped_column(String(64))
+    result_code: Mapped[str | None] = mapped_column(String(8))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+    answer_code: Mapped[str | None] = mapped_column(String(8))
+
+
+class ShipmentRow(Base):
+    """A VNPost parcel the hub ordered (``postal.order``) and the newest tracking status sent on."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (Index("ix_shipments_state_next_poll_at", "state", "next_poll_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    target: Mapped[str] = mapped_column(String(64), nullable=False)
+    dossier_code: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
+    order_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    item_code: Mapped[str | None] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(10), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    status: Mapped[int | None] = mapped_column(Integer)
+    emitted_status: Mapped[int] = mapped_column(Integer, nullable=False, default=-1)
+    last_message_id: Mapped[str | None] = mapped_column(String(36))
+    cod_amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    service_name: Mapped[str | None] = mapped_column(String(50))
+    fee: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ShipmentEventRow(Base):
+    """One tracking status of a parcel; a status is stored once however often VNPost reports it."""
+
+    __tablename__ = "shipment_events"
+    __table_args__ = (UniqueConstraint("item_code", "status", name="uq_shipment_events_item_code_status"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    item_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    status_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    event_time: Mapped[str] = mapped_column(String(14), nullable=False)
+    post_office: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(20), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -1,0 +1,588 @@
+"""The delivery worker of one target: consume, deliver through the adapter, retry or dead-letter.
+
+Guarantees (see README, "Delivery guarantee"):
+
+* at-least-once to the target: a message is acknowledged to RabbitMQ only after the
+  target took it, or after its retry copy / dead-letter copy was confirmed by the broker;
+* deduplicated in the hub: before calling the target the worker reads the store, and a
+  redelivered message whose delivery is already recorded is acknowledged without a call;
+  copies of one message held at once are delivered once. A message in doubt (its worker died
+  while sending it, or an attempt timed out) is first looked up at the target when the adapter
+  can (:class:`hub.adapter.ConfirmsDelivery`); otherwise it is sent again, so only such a
+  message can reach the target twice (see docs/reliability.md);
+* per-dossier order for ``ordering: latest-state`` routes: a dossier's older state is never
+  sent after a newer one was delivered (it is marked superseded). A message that the target
+  rejects while an earlier message of its dossier is still on its way (a progress step before
+  the dossier's creation) is retried, not dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from hub.adapter import Adapter, ConfirmsDelivery, DeliveryContext
+from hub.broker import ATTEMPT_HEADER, DOSSIER_HEADER, REASON_HEADER, TYPE_HEADER, Broker
+from hub.envelope import Envelope, decode_envelope, encode_envelope
+from hub.errors import (
+    BrokerUnavailableError,
+    PermanentDeliveryError,
+    StoreUnavailableError,
+    TransientDeliveryError,
+)
+from hub.metrics import HubMetrics
+from hub.routing import Route, RouteTable
+from hub.store import DeliveryState, MessageStore
+
+__all__ = ["IN_DOUBT_HEADER", "REPLAY_HEADER", "TargetWorker"]
+
+log = structlog.get_logger(__name__)
+
+REPLAY_HEADER = "x-hub-replay"
+#: Set on a retry copy when an earlier attempt may have reached the target unseen (see ``_in_doubt``).
+IN_DOUBT_HEADER = "x-hub-in-doubt"
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Pending:
+    message: AbstractIncomingMessage
+    envelope: Envelope
+    route: Route
+    attempt: int
+
+
+class TargetWorker:
+    """Consumes ``ns.target.<T>`` and delivers each message to target ``T`` through its adapter."""
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        adapter: Adapter,
+        routes: RouteTable,
+        store: MessageStore,
+        broker: Broker,
+        metrics: HubMetrics,
+        prefetch: int,
+        delivery_timeout: float,
+        batch_linger_ms: int = 20,
+        store_retry_seconds: float = 120.0,
+    ) -> None:
+        self.target = target
+        self.adapter = adapter
+        self.routes = routes
+        self.store = store
+        self.broker = broker
+        self.metrics = metrics
+        self.prefetch = prefetch
+        self.delivery_timeout = delivery_timeout
+        self.batch_linger = batch_linger_ms / 1000
+        self.store_retry_seconds = store_retry_seconds
+        self._dossier_locks: dict[str, asyncio.Lock] = {}
+        self._lock_users: dict[str, int] = defaultdict(int)
+        self._batches: dict[str, list[_Pending]] = defaultdict(list)
+        self._batch_timers: dict[str, asyncio.TimerHandle] = {}
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._held: dict[str, AbstractIncomingMessage] = {}
+        self._channel: AbstractChannel | None = None
+        self._consumer_tag: str | None = None
+        self.last_success_at: datetime | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Declare the target's queues and start consuming."""
+        await self.broker.declare_target(self.target, self.routes.retry_delays(self.target))
+        self._channel = await self.broker.channel(self.prefetch)
+        queue = await self._channel.declare_queue(
+            self.broker.topology.target_queue(self.target),
+            durable=True,
+            arguments={"x-queue-type": self.broker.topology.queue_type},
+        )
+        self._consumer_tag = await queue.consume(self._on_message)
+        log.info("worker_started", target=self.target, prefetch=self.prefetch)
+
+    async def stop(self) -> None:
+        """Stop consuming, finish what is in flight, close the channel (unacked messages return)."""
+        if self._channel is not None and self._consumer_tag is not None and not self._channel.is_closed:
+            with contextlib.suppress(Exception):
+                queue = await self._channel.get_queue(self.broker.topology.target_queue(self.target))
+                await queue.cancel(self._consumer_tag)
+        for message_type in list(self._batches):
+            self._flush_soon(message_type, delay=0)
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=self.delivery_timeout + 5)
+        if self._channel is not None and not self._channel.is_closed:
+            with contextlib.suppress(Exception):
+                await self._channel.close()
+        log.info("worker_stopped", target=self.target)
+
+    # ------------------------------------------------------------------ consuming
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        structlog.contextvars.clear_contextvars()
+        try:
+            await self._handle(message)
+        except Exception:
+            # Nothing may take the worker down: return the message to the queue after a pause.
+            log.exception("worker_unexpected_error")
+            await asyncio.sleep(1)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        headers = message.headers or {}
+        try:
+            envelope = decode_envelope(message.body)
+        except ValueError as exc:
+            await self._dead_letter_undecodable(message, str(exc))
+            return
+        attempt = _int_header(headers.get(ATTEMPT_HEADER), default=1)
+        route = self.routes.route_for_target(envelope.type, self.target)
+        structlog.contextvars.bind_contextvars(
+            message_id=envelope.id,
+            route=route.name if route else None,
+            target=self.target,
+            dossier=envelope.dossier_code,
+            attempt=attempt,
+        )
+        if route is None:
+            await self._dead_letter(
+                message, envelope, attempt, "-",
+                f"Message {envelope.id} of type '{envelope.type}' reached target '{self.target}', but no route "
+                "carries that type to this target any more. Add the route back and replay it, or discard it.",
+            )  # fmt: skip
+            return
+        try:
+            delivery = await self.store.delivery(envelope.id, self.target)
+        except StoreUnavailableError as exc:
+            log.warning("store_unavailable_requeue", error=str(exc))
+            await asyncio.sleep(2)
+            await message.nack(requeue=True)
+            return
+        if delivery is None:
+            log.warning(
+                "message_not_in_store",
+                detail="The ingress refused this message (503) after publishing it; it is not delivered.",
+            )
+            await message.ack()
+            return
+        replay = bool(headers.get(REPLAY_HEADER))
+        if delivery.state in DeliveryState.FINAL or (delivery.state == DeliveryState.DEAD_LETTERED and not replay):
+            log.info("duplicate_skipped", state=delivery.state)
+            await message.ack()
+            return
+        if self._holds_other_copy(envelope.id, message):
+            log.info("duplicate_copy_skipped", detail="Another copy of this message is being delivered now.")
+            await message.ack()
+            return
+        pending = _Pending(message, envelope, route, attempt)
+        if self.adapter.max_batch.get(envelope.type, 1) > 1:
+            self._add_to_batch(pending)
+            return
+        if route.ordering == "latest-state" and envelope.dossier_code:
+            async with self._dossier_lock(envelope.dossier_code):
+                await self._deliver_latest_state(pending)
+        else:
+            await self._deliver_one(pending, DeliveryContext(self.target, attempt))
+
+    # ------------------------------------------------------------------ delivering
+
+    async def _deliver_latest_state(self, pending: _Pending) -> None:
+        envelope, dossier = pending.envelope, pending.envelope.dossier_code or ""
+        cursor = await self._store_call(lambda: self.store.cursor(self.target, dossier))
+        if cursor is not None and cursor == envelope.seq:
+            log.info("duplicate_skipped", state=DeliveryState.DELIVERED)
+            await pending.message.ack()
+            return
+        if cursor is not None and cursor > envelope.seq:
+            await self._store_call(
+                lambda: self.store.mark_superseded(envelope.id, self.target, attempt=pending.attempt, newer_seq=cursor)
+            )
+            self.metrics.superseded.labels(pending.route.name, self.target).inc()
+            log.info("superseded", newer_seq=cursor)
+            await pending.message.ack()
+            return
+        previous = None
+        if _in_doubt(pending) and cursor is not None and isinstance(self.adapter, ConfirmsDelivery):
+            previous = await self._store_call(lambda: self.store.message_at_seq(cursor))
+        context = DeliveryContext(self.target, pending.attempt, target_has_dossier=cursor is not None)
+        delivered = await self._deliver_one(pending, context, advance_cursor=True, previous=previous)
+        if delivered:
+            await self._repair_if_overtaken(envelope)
+
+    async def _repair_if_overtaken(self, envelope: Envelope) -> None:
+        """Another worker process may have delivered a newer state while this one was sending an
+        older one; if so, send the newest state again so the target ends on it."""
+        dossier = envelope.dossier_code or ""
+        cursor = await self._store_call(lambda: self.store.cursor(self.target, dossier))
+        if cursor is None or cursor <= envelope.seq:
+            return
+        newest = await self._store_call(lambda: self.store.message_at_seq(cursor))
+        if newest is None:
+            return
+        log.warning("overtaken_resending_newest", newest_seq=cursor)
+        with contextlib.suppress(TransientDeliveryError, PermanentDeliveryError, asyncio.TimeoutError):
+            await asyncio.wait_for(
+                self.adapter.deliver(newest, DeliveryContext(self.target, 1, target_has_dossier=True)),
+                self.delivery_timeout,
+            )
+
+    async def _deliver_one(
+        self,
+        pending: _Pending,
+        context: DeliveryContext,
+        *,
+        advance_cursor: bool = False,
+        previous: Envelope | None = None,
+    ) -> bool:
+        envelope = pending.envelope
+        if _in_doubt(pending) and await self._already_at_target(envelope, context, previous):
+            log.info("confirmed_by_target", detail="The target already had this message; it was not sent again.")
+        else:
+            started, started_at = time.perf_counter(), datetime.now(UTC)
+            try:
+                await asyncio.wait_for(self.adapter.deliver(envelope, context), self.delivery_timeout)
+            except Exception as exc:  # noqa: BLE001 - every failure is classified below
+                self._observe_attempt(started, "failed")
+                await self._on_failure(pending, await self._unless_overtaken(envelope, exc, started_at))
+                return False
+            self._observe_attempt(started, "delivered")
+        seq = envelope.seq if advance_cursor else None
+        await self._store_call(
+            lambda: self.store.mark_delivered(
+                envelope.id, self.target, attempt=pending.attempt, dossier_code=envelope.dossier_code, seq=seq
+            )
+        )
+        self._count_delivered(pending)
+        await pending.message.ack()
+        log.info("delivered")
+        return True
+
+    async def _already_at_target(self, envelope: Envelope, context: DeliveryContext, previous: Envelope | None) -> bool:
+        """For a message in doubt (see :func:`_in_doubt`): does the target already have it?"""
+        if not isinstance(self.adapter, ConfirmsDelivery):
+            return False
+        try:
+            found = await asyncio.wait_for(
+                self.adapter.already_delivered(envelope, context, previous), self.delivery_timeout
+            )
+        except Exception as exc:  # noqa: BLE001 - cannot tell: send it again (at-least-once)
+            log.warning("confirm_failed", error_type=type(exc).__name__, error=str(exc))
+            return False
+        return found is True
+
+    async def _unless_overtaken(self, envelope: Envelope, exc: Exception, started_at: datetime) -> Exception:
+        """A rejection of a message that overtook an earlier one of the same dossier (a progress step
+        sent before the dossier's creation) may be caused by that order: retry it instead."""
+        if not isinstance(exc, PermanentDeliveryError) or not envelope.dossier_code:
+            return exc
+        dossier = envelope.dossier_code
+        if await self._store_call(lambda: self.store.earlier_in_flight(self.target, dossier, envelope.seq, started_at)):
+            log.info("rejected_while_earlier_in_flight", reason=exc.reason)
+            return TransientDeliveryError(
+                f"{exc.reason} An earlier message of dossier {dossier} was still on its way to {self.target}, "
+                "so the hub sends this one again after it.",
+                status_code=exc.status_code,
+            )
+        return exc
+
+    def _observe_attempt(self, started: float, outcome: str) -> None:
+        self.metrics.attempt_duration.labels(self.target, outcome).observe(time.perf_counter() - started)
+
+    def _count_delivered(self, pending: _Pending) -> None:
+        self.last_success_at = datetime.now(UTC)
+        self.metrics.last_success.labels(self.target).set(self.last_success_at.timestamp())
+        self.metrics.failing.labels(self.target).set(0)
+        self.metrics.delivered.labels(pending.route.name, self.target).inc()
+        latency = (self.last_success_at - pending.envelope.accepted_at).total_seconds()
+        self.metrics.delivery_latency.labels(self.target).observe(max(latency, 0.0))
+
+    async def _on_failure(self, pending: _Pending, exc: BaseException) -> None:
+        envelope, attempt, route = pending.envelope, pending.attempt, pending.route
+        if isinstance(exc, asyncio.TimeoutError):
+            exc = TransientDeliveryError(f"Target '{self.target}' did not answer within {self.delivery_timeout:g} s.")
+        if isinstance(exc, TransientDeliveryError):
+            delay = route.retry.delay_after(attempt, exc.retry_after)
+            if delay is not None:
+                await self._schedule_retry(pending, delay, exc)
+                return
+            reason = (
+                f"Message {envelope.id} to {self.target} failed {attempt} times and was dead-lettered; "
+                f"last error: {exc.reason} When the target works again, replay it with `hub replay {envelope.id}`."
+            )
+            await self._dead_letter(pending.message, envelope, attempt, route.name, reason, kind="exhausted")
+            return
+        if isinstance(exc, PermanentDeliveryError):
+            reason = (
+                f"Message {envelope.id} to {self.target} was rejected: {exc.reason} "
+                f"Fix the cause and replay it with `hub replay {envelope.id}`."
+            )
+            await self._dead_letter(pending.message, envelope, attempt, route.name, reason, kind="rejected")
+            return
+        log.error("adapter_raised", error_type=type(exc).__name__, error=str(exc))
+        reason = (
+            f"Message {envelope.id} to {self.target} made the {self.adapter.name} adapter fail unexpectedly "
+            f"({type(exc).__name__}: {exc}). This is a bug or an unexpected reply; report it, then replay "
+            f"with `hub replay {envelope.id}`."
+        )
+        await self._dead_letter(pending.message, envelope, attempt, route.name, reason, kind="adapter_error")
+
+    async def _schedule_retry(self, pending: _Pending, delay: float, exc: TransientDeliveryError) -> None:
+        envelope = pending.envelope
+        queue = self.broker.topology.retry_queue(self.target, delay)
+        await self._broker_call(
+            pending.message,
+            lambda: self.broker.publish(
+                encode_envelope(envelope),
+                routing_key=queue,
+                message_id=envelope.id,
+                headers={
+                    ATTEMPT_HEADER: pending.attempt + 1,
+                    REASON_HEADER: exc.reason[:1000],
+                    # No answer (a timeout, a dropped connection): the target may have taken it.
+                    IN_DOUBT_HEADER: int(_in_doubt(pending) or exc.status_code is None),
+                    **_type_headers(envelope),
+                },
+                to_default_exchange=True,
+            ),
+        )
+        await self._store_call(
+            lambda: self.store.mark_retrying(
+                envelope.id, self.target, attempt=pending.attempt, delay_seconds=delay, reason=exc.reason
+            ),
+            required=False,
+        )
+        reason_label = str(exc.status_code) if exc.status_code else "no_answer"
+        self.metrics.retried.labels(pending.route.name, self.target, reason_label).inc()
+        self.metrics.last_failure.labels(self.target).set(time.time())
+        self.metrics.failing.labels(self.target).set(1)
+        log.warning("retry_scheduled", delay_seconds=delay, reason=exc.reason)
+        await pending.message.ack()
+
+    async def _dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        envelope: Envelope,
+        attempt: int,
+        route_name: str,
+        reason: str,
+        *,
+        kind: str = "rejected",
+    ) -> None:
+        await self._broker_call(
+            message,
+            lambda: self.broker.publish(
+                encode_envelope(envelope),
+                routing_key=self.broker.topology.dlq(self.target),
+                message_id=envelope.id,
+                headers={ATTEMPT_HEADER: attempt, REASON_HEADER: reason[:4000], **_type_headers(envelope)},
+                to_default_exchange=True,
+            ),
+        )
+        await self._store_call(
+            lambda: self.store.mark_dead_lettered(envelope.id, self.target, attempt=attempt, reason=reason),
+            required=False,
+        )
+        self.metrics.dead_lettered.labels(route_name, self.target, kind).inc()
+        log.error("dead_lettered", reason=reason)
+        await message.ack()
+
+    async def _dead_letter_undecodable(self, message: AbstractIncomingMessage, problem: str) -> None:
+        message_id = message.message_id or "(no id)"
+        reason = (
+            f"A broker message ({message_id}) on target '{self.target}' could not be read: {problem} "
+            "It was not sent; it was published to the queue without using the ingress."
+        )
+        await self._broker_call(
+            message,
+            lambda: self.broker.publish(
+                message.body,
+                routing_key=self.broker.topology.dlq(self.target),
+                message_id=message_id,
+                headers={REASON_HEADER: reason[:4000]},
+                to_default_exchange=True,
+            ),
+        )
+        self.metrics.dead_lettered.labels("-", self.target, "undecodable").inc()
+        log.error("dead_lettered_undecodable", reason=reason)
+        await message.ack()
+
+    # ------------------------------------------------------------------ batching
+
+    def _add_to_batch(self, pending: _Pending) -> None:
+        batch = self._batches[pending.envelope.type]
+        batch.append(pending)
+        limit = self.adapter.max_batch.get(pending.envelope.type, 1)
+        if len(batch) >= limit:
+            self._flush_soon(pending.envelope.type, delay=0)
+        elif pending.envelope.type not in self._batch_timers:
+            self._flush_soon(pending.envelope.type, delay=self.batch_linger)
+
+    def _flush_soon(self, message_type: str, *, delay: float) -> None:
+        timer = self._batch_timers.pop(message_type, None)
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        if delay <= 0:
+            self._spawn_flush(message_type)
+        else:
+            self._batch_timers[message_type] = loop.call_later(delay, self._spawn_flush, message_type)
+
+    def _spawn_flush(self, message_type: str) -> None:
+        self._batch_timers.pop(message_type, None)
+        limit = self.adapter.max_batch.get(message_type, 1)
+        batch, self._batches[message_type] = (
+            self._batches[message_type][:limit],
+            self._batches[message_type][limit:],
+        )
+        if self._batches[message_type]:
+            self._flush_soon(message_type, delay=self.batch_linger)
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._flush(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(target=self.target, batch_size=len(batch))
+        try:
+            await self._flush_batch(batch)
+        except Exception:
+            log.exception("batch_unexpected_error")
+            for pending in batch:
+                with contextlib.suppress(Exception):
+                    await pending.message.nack(requeue=True)
+
+    async def _flush_batch(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            await self._deliver_one(batch[0], DeliveryContext(self.target, batch[0].attempt))
+            return
+        context = DeliveryContext(self.target, max(p.attempt for p in batch))
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                self.adapter.deliver_batch([p.envelope for p in batch], context), self.delivery_timeout
+            )
+        except PermanentDeliveryError:
+            # One bad step must not take nine good ones with it: send each alone to find it.
+            self._observe_attempt(started, "failed")
+            for pending in batch:
+                await self._deliver_one(pending, DeliveryContext(self.target, pending.attempt))
+            return
+        except Exception as exc:  # noqa: BLE001 - classified per message
+            self._observe_attempt(started, "failed")
+            for pending in batch:
+                await self._on_failure(pending, exc)
+            return
+        self._observe_attempt(started, "delivered")
+        await self._store_call(
+            lambda: self.store.mark_delivered_many(
+                [p.envelope.id for p in batch], self.target, attempts=[p.attempt for p in batch]
+            )
+        )
+        for pending in batch:
+            self._count_delivered(pending)
+            await pending.message.ack()
+        log.info("batch_delivered")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _holds_other_copy(self, message_id: str, message: AbstractIncomingMessage) -> bool:
+        """True when this worker already holds another copy of the message, unsettled on a live channel.
+
+        Copies arise when a message is published twice (a client retry or the outbox relay after the
+        ingress died before recording the broker's confirm). The copy in hand settles the message
+        (delivered, retried, dead-lettered, or back to the queue), so the other is acknowledged.
+        """
+        held = self._held.get(message_id)
+        if held is not None and held is not message and not held.processed and _channel_open(held):
+            return True
+        self._held[message_id] = message
+        if len(self._held) > 4 * self.prefetch + 100:
+            self._held = {k: m for k, m in self._held.items() if not m.processed and _channel_open(m)}
+        return False
+
+    @contextlib.asynccontextmanager
+    async def _dossier_lock(self, dossier_code: str) -> AsyncIterator[None]:
+        lock = self._dossier_locks.setdefault(dossier_code, asyncio.Lock())
+        self._lock_users[dossier_code] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[dossier_code] -= 1
+            if self._lock_users[dossier_code] == 0:
+                del self._lock_users[dossier_code]
+                self._dossier_locks.pop(dossier_code, None)
+
+    async def _store_call(self, call: Callable[[], Awaitable[T]], *, required: bool = True) -> T:
+        """Run a store call, retrying while the database is unreachable (it may be restarting).
+
+        With ``required=False`` a store that stays down is logged and the step skipped: the
+        broker already holds the message, and the next step records its state.
+        """
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(StoreUnavailableError),
+                wait=wait_exponential(multiplier=0.2, max=5),
+                stop=stop_after_delay(self.store_retry_seconds),
+                reraise=True,
+            ):
+                with attempt:
+                    return await call()
+        except StoreUnavailableError:
+            if required:
+                raise
+            log.exception("store_write_skipped")
+        return None  # type: ignore[return-value]
+
+    async def _broker_call(self, message: AbstractIncomingMessage, call: Callable[[], Awaitable[None]]) -> None:
+        """Publish a retry or dead-letter copy; if the broker refuses, the original is not acked
+        (it returns to the queue when the channel closes) so nothing is lost."""
+        try:
+            await call()
+        except BrokerUnavailableError:
+            log.exception("broker_publish_failed_message_kept")
+            raise
+
+
+def _in_doubt(pending: _Pending) -> bool:
+    """An earlier attempt may have reached the target without the hub knowing: a worker died holding
+    the message (RabbitMQ delivers it again), or an earlier attempt got no answer (a timeout, a
+    connection dropped before the answer). A clear answer such as a 503 leaves no doubt."""
+    headers = pending.message.headers or {}
+    return bool(pending.message.redelivered) or bool(headers.get(IN_DOUBT_HEADER))
+
+
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except Exception:  # noqa: BLE001 - aio-pika raises when the channel is gone
+        return False
+
+
+def _int_header(value: Any, *, default: int) -> int:
+    try:
+        return max(int(value), 1)
+    except (TypeError, ValueError):
+        return default
+
+
+def _type_headers(envelope: Envelope) -> dict[str, Any]:
+    return {TYPE_HEADER: envelope.type, DOSSIER_HEADER: envelope.dossier_code or ""}
