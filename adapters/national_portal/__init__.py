@@ -1,0 +1,9 @@
+"""Adapter for the national public-services portal (Cổng Dịch vụ công quốc gia).
+
+``client`` talks HTTP to the NGSP/LGSP gateway, ``wire`` holds the request bodies,
+``mapping`` turns canonical envelopes into them.
+"""
+
+from adapters.national_portal.adapter import NationalPortalAdapter, create_adapter
+
+__all__ = ["NationalPortalAdapter", "create_adapter"]

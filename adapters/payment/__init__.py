@@ -1,0 +1,9 @@
+"""Adapter for a payment platform: the national portal's payment platform or a bank gateway.
+
+``signing`` computes and checks MaXacThuc, ``wire`` holds the platform's messages, ``client`` talks
+HTTP to it, ``adapter`` answers ``payment.init`` and ``payment.refund``.
+"""
+
+from adapters.payment.adapter import PaymentPlatformAdapter, PaymentTiming, create_adapter
+
+__all__ = ["PaymentPlatformAdapter", "PaymentTiming", "create_adapter"]

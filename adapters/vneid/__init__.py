@@ -1,0 +1,40 @@
+"""Adapter for VNeID, the national electronic identity (OpenID Connect, authorization code + PKCE).
+
+``provider`` runs the flow and verifies tokens; ``mapping`` turns claims into the canonical identity.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.vneid.provider import VNeIDProvider
+
+__all__ = ["VNeIDProvider", "create_adapter"]
+
+
+def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNeIDProvider:
+    """Build from a target's config: ``issuer``, ``client_id``, ``client_secret`` (confidential client),
+    ``scopes`` (default "openid profile"), ``timeout_seconds`` (10), ``loa_claim`` (``acr``),
+    ``jwks_refresh_seconds`` (10: an unknown key id re-reads the provider's JWKS at most this often)."""
+    from hub.errors import ConfigurationError
+
+    missing = [key for key in ("issuer", "client_id") if not config.get(key)]
+    if missing:
+        raise ConfigurationError(f"Target '{target_id}' (VNeID) needs {' and '.join(missing)} in its config.")
+    try:
+        timeout = float(str(config.get("timeout_seconds", 10)))
+        jwks_refresh = float(str(config.get("jwks_refresh_seconds", 10)))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"Target '{target_id}': timeout_seconds and jwks_refresh_seconds must be numbers of seconds."
+        ) from exc
+    secret = config.get("client_secret")
+    return VNeIDProvider(
+        target_id,
+        issuer=str(config["issuer"]),
+        client_id=str(config["client_id"]),
+        client_secret=str(secret) if secret else None,
+        scopes=str(config.get("scopes") or "openid profile"),
+        timeout=timeout,
+        loa_claim=str(config.get("loa_claim") or "acr"),
+        jwks_refresh_seconds=jwks_refresh,
+    )

@@ -1,0 +1,275 @@
+"""VNeID login: OpenID Connect authorization code flow with PKCE (S256), RS256 tokens verified
+against the provider's JWKS with joserfc; HTTP with httpx.
+
+The discovery document and the JWKS are cached; an ID token signed with a key id the cache does
+not know makes the provider's JWKS be read again once (key rotation), at most every
+``jwks_refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import structlog
+from joserfc import errors as jose_errors
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from adapters.vneid.mapping import identity_from_claims
+from hub.adapter import LoginRequest
+from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+
+__all__ = ["ProviderRefusalError", "VNeIDProvider", "pkce_challenge", "translate_failure"]
+
+log = structlog.get_logger(__name__)
+
+_REQUIRED_METADATA = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint")
+
+
+class ProviderRefusalError(Exception):
+    """The token endpoint answered an OAuth error (``{"error": ..., "error_description": ...}``)."""
+
+    def __init__(self, error: str, description: str | None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.description = description
+
+
+def pkce_challenge(verifier: str) -> str:
+    """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def translate_failure(exc: BaseException, *, action: str, issuer: str, timeout: float) -> DeliveryError:
+    """Turn an httpx or provider failure while doing ``action`` into a hub error (a sentence)."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    if isinstance(exc, ProviderRefusalError):
+        return PermanentDeliveryError(
+            f"VNeID refused {action}: {exc.error}{': ' + exc.description if exc.description else ''}. "
+            "The login cannot be completed; the citizen can start it again."
+        )
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        if status >= 500 or status == 429:
+            return TransientDeliveryError(
+                f"VNeID answered {action} with HTTP {status}; it may be down or throttling. Try again shortly.",
+                status_code=status,
+            )
+        return PermanentDeliveryError(
+            f"VNeID answered {action} with HTTP {status}. Check the client id, secret and issuer of the VNeID "
+            "target in the route files.",
+            status_code=status,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientDeliveryError(f"VNeID ({issuer}) did not answer {action} within {timeout:g} s.")
+    if isinstance(exc, httpx.HTTPError | OSError | ValueError):
+        return TransientDeliveryError(
+            f"VNeID ({issuer}) could not be reached for {action} ({type(exc).__name__}). "
+            "Check the network route to the provider."
+        )
+    raise exc
+
+
+class VNeIDProvider:
+    """The hub's relying-party side of VNeID (implements :class:`hub.adapter.IdentityProvider`)."""
+
+    name: str = "vneid"
+
+    def __init__(
+        self,
+        target_id: str,
+        *,
+        issuer: str,
+        client_id: str,
+        client_secret: str | None,
+        scopes: str = "openid profile",
+        timeout: float = 10.0,
+        loa_claim: str = "acr",
+        leeway_seconds: int = 60,
+        metadata_ttl_seconds: float = 3600.0,
+        jwks_refresh_seconds: float = 10.0,
+    ) -> None:
+        self.target_id = target_id
+        self.issuer = issuer.rstrip("/")
+        self.client_id = client_id
+        self.timeout = timeout
+        self.loa_claim = loa_claim
+        self.leeway = leeway_seconds
+        self._metadata_ttl = metadata_ttl_seconds
+        self._jwks_refresh = jwks_refresh_seconds
+        self.client_secret = client_secret
+        self.scopes = scopes
+        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_at = 0.0
+        self._keys: KeySet | None = None
+        self._keys_at = 0.0
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ provider metadata and keys
+
+    async def _get_json(self, url: str, action: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        try:
+            response = await self._http.get(url, headers=dict(headers or {}))
+            response.raise_for_status()
+            data = response.json()
+        except Exception as exc:  # every failure is translated; unknown ones are re-raised
+            raise translate_failure(exc, action=action, issuer=self.issuer, timeout=self.timeout) from exc
+        if not isinstance(data, dict):
+            raise PermanentDeliveryError(f"VNeID answered {action} with something that is not a JSON object.")
+        return data
+
+    async def metadata(self) -> dict[str, Any]:
+        async with self._lock:
+            if self._metadata is None or time.monotonic() - self._metadata_at > self._metadata_ttl:
+                data = await self._get_json(f"{self.issuer}/.well-known/openid-configuration", "discovery")
+                missing = [key for key in _REQUIRED_METADATA if not data.get(key)]
+                if missing:
+                    raise PermanentDeliveryError(
+                        f"VNeID's discovery document at {self.issuer} lacks {', '.join(missing)}; check the issuer."
+                    )
+                if str(data["issuer"]).rstrip("/") != self.issuer:
+                    raise PermanentDeliveryError(
+                        f"VNeID's discovery document names issuer {data['issuer']!r}, not {self.issuer!r}; "
+                        "set the target's issuer to exactly the provider's issuer."
+                    )
+                if "S256" not in data.get("code_challenge_methods_supported", ["S256"]):
+                    raise PermanentDeliveryError(
+                        "VNeID does not offer PKCE with S256; the hub will not log in without it."
+                    )
+                self._metadata, self._metadata_at = data, time.monotonic()
+            return self._metadata
+
+    async def _key_set(self, *, refresh: bool = False) -> KeySet:
+        metadata = await self.metadata()
+        async with self._lock:
+            stale = self._keys is None or (refresh and time.monotonic() - self._keys_at > self._jwks_refresh)
+            if stale:
+                data = await self._get_json(str(metadata["jwks_uri"]), "its signing keys (JWKS)")
+                try:
+                    self._keys = KeySet.import_key_set(data)  # type: ignore[arg-type]
+                except (jose_errors.JoseError, ValueError, KeyError, TypeError) as exc:
+                    raise PermanentDeliveryError(f"VNeID's JWKS cannot be read ({type(exc).__name__}).") from exc
+                self._keys_at = time.monotonic()
+                log.info("vneid_jwks_loaded", keys=len(self._keys.keys))
+            if self._keys is None:
+                raise TransientDeliveryError("VNeID's signing keys are not loaded yet.")
+            return self._keys
+
+    # ------------------------------------------------------------------ the flow
+
+    async def authorization_url(self, login: LoginRequest) -> str:
+        metadata = await self.metadata()
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": login.redirect_uri,
+            "scope": self.scopes,
+            "state": login.state,
+            "nonce": login.nonce,
+            "code_challenge": pkce_challenge(login.code_verifier),
+            "code_challenge_method": "S256",
+        }
+        endpoint = urllib.parse.urlsplit(str(metadata["authorization_endpoint"]))
+        query = urllib.parse.parse_qsl(endpoint.query) + list(params.items())
+        return urllib.parse.urlunsplit(endpoint._replace(query=urllib.parse.urlencode(query)))
+
+    async def _exchange_code(self, token_endpoint: str, code: str, login: LoginRequest) -> dict[str, Any]:
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": login.redirect_uri,
+            "code_verifier": login.code_verifier,
+        }
+        headers = {"Accept": "application/json"}
+        if self.client_secret:  # client_secret_basic, id and secret form-encoded first (RFC 6749 §2.3.1)
+            quote = urllib.parse.quote_plus
+            pair = f"{quote(self.client_id)}:{quote(self.client_secret)}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        else:
+            form["client_id"] = self.client_id
+        response = await self._http.post(token_endpoint, data=form, headers=headers)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), str) and response.status_code < 500:
+            raise ProviderRefusalError(body["error"], body.get("error_description"))
+        response.raise_for_status()
+        if not isinstance(body, dict):
+            raise PermanentDeliveryError("VNeID answered the code exchange with something that is not JSON.")
+        return body
+
+    async def complete(self, code: str, login: LoginRequest) -> dict[str, Any]:
+        metadata = await self.metadata()
+        try:
+            token = await self._exchange_code(str(metadata["token_endpoint"]), code, login)
+        except Exception as exc:  # every failure is translated; unknown ones are re-raised
+            raise translate_failure(exc, action="the code exchange", issuer=self.issuer, timeout=self.timeout) from exc
+        id_token, access_token = token.get("id_token"), token.get("access_token")
+        if not isinstance(id_token, str) or not isinstance(access_token, str):
+            raise PermanentDeliveryError("VNeID's token answer has no id_token or access_token (scope openid?).")
+        id_claims = await self.verify_id_token(id_token, nonce=login.nonce)
+        userinfo = await self._get_json(
+            str(metadata["userinfo_endpoint"]), "userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
+        if userinfo.get("sub") != id_claims.get("sub"):
+            raise PermanentDeliveryError(
+                "VNeID's userinfo is about another subject than the ID token; the login is refused."
+            )
+        identity = identity_from_claims({**id_claims, **userinfo}, loa_claim=self.loa_claim)
+        return identity.model_dump(mode="json")
+
+    async def verify_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
+        """Signature (RS256, provider JWKS), issuer, audience, expiry and nonce; raise with a sentence."""
+        keys = await self._key_set()
+        try:
+            try:
+                token = jwt.decode(id_token, keys, algorithms=["RS256"])
+            except jose_errors.InvalidKeyIdError:
+                # A key id we have not seen: the provider may have rotated its keys.
+                keys = await self._key_set(refresh=True)
+                token = jwt.decode(id_token, keys, algorithms=["RS256"])
+            registry = jwt.JWTClaimsRegistry(
+                leeway=self.leeway,
+                iss={"essential": True, "value": self.issuer},
+                aud={"essential": True, "value": self.client_id},
+                sub={"essential": True},
+                exp={"essential": True},
+                nonce={"essential": True, "value": nonce},
+            )
+            registry.validate(token.claims)
+        except jose_errors.ExpiredTokenError as exc:
+            raise PermanentDeliveryError("VNeID's ID token has expired; the login is refused.") from exc
+        except jose_errors.InvalidKeyIdError as exc:
+            raise PermanentDeliveryError(
+                "VNeID's ID token is signed with a key the provider does not publish; the login is refused."
+            ) from exc
+        except jose_errors.BadSignatureError as exc:
+            raise PermanentDeliveryError(
+                "VNeID's ID token has a bad signature (forged or altered); the login is refused."
+            ) from exc
+        except (jose_errors.InvalidClaimError, jose_errors.MissingClaimError) as exc:
+            raise PermanentDeliveryError(
+                f"VNeID's ID token is not for this login ({exc.description}); the login is refused."
+            ) from exc
+        except (jose_errors.JoseError, ValueError) as exc:
+            raise PermanentDeliveryError(
+                f"VNeID's ID token cannot be read ({type(exc).__name__}); the login is refused."
+            ) from exc
+        return dict(token.claims)
+
+    async def check(self) -> None:
+        await self.metadata()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -1,0 +1,346 @@
+"""The hub's adapter for VNPost: ``postal.order`` and ``postal.cancel`` (request-reply), and tracking.
+
+``postal.order`` records the parcel in the hub's shipment book, fills what the request leaves out
+(the applicant's name and phone from the dossier's latest state in the hub, the agency's address
+from the target's settings) and calls postOrder with OrderNumber = MaHoSo. It is idempotent: a
+request RabbitMQ gives to a second worker finds its parcel in the book, and an order VNPost already
+has (Status "103", a crash between postOrder and the book) is adopted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ValidationError
+
+from adapters._http_errors import redact_error
+from adapters.vnpost.client import VNPostClient, status_failure
+from adapters.vnpost.wire import (
+    STATUS_DUPLICATE_ORDER,
+    OrderData,
+    TrackingData,
+    VNPostReply,
+    order_body,
+)
+from hub.adapter import RequestContext
+from hub.envelope import Envelope
+from hub.errors import ConfigurationError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from hub.routing import parse_duration
+from schemas.postal import PostalCancel, PostalOrder, PostalParty, TrackingStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from hub.postal.shipments import Shipment, ShipmentBook
+    from hub.store import MessageStore
+
+__all__ = ["VNPostAdapter", "create_adapter"]
+
+TYPE_ORDER = "postal.order"
+TYPE_CANCEL = "postal.cancel"
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+_VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+class VNPostAdapter:
+    """Request adapter of the hub's VNPost customer account."""
+
+    name: str = "vnpost"
+
+    def __init__(
+        self,
+        target_id: str,
+        client: VNPostClient,
+        *,
+        agency: PostalParty | None,
+        service_name: str,
+        poll_after: float,
+        poll_interval: float,
+        callback_token: str | None = None,
+        reorder_window: float = 3.0,
+    ) -> None:
+        self.target_id = target_id
+        self.client = client
+        self.agency = agency
+        self.service_name = service_name
+        #: A parcel with no tracking event for this long is polled with getOrderTracking.
+        self.poll_after = timedelta(seconds=poll_after)
+        #: How often the ingress process looks for such parcels (0: only `hub post track`).
+        self.poll_interval = poll_interval
+        #: The token VNPost sends with its tracking callbacks (``X-VNPost-Token``); None: callbacks refused.
+        self.callback_token = callback_token
+        #: A status that arrives by callback while an earlier one is missing waits this long for it.
+        self.reorder_window = timedelta(seconds=reorder_window)
+        self._book: ShipmentBook | None = None
+        self._engine: AsyncEngine | None = None
+
+    def attach_store(self, store: MessageStore) -> None:
+        """Called by the composition root: the shipment book lives in the hub's database."""
+        from hub.postal.shipments import ShipmentBook
+
+        self._engine = store.engine
+        self._book = ShipmentBook(store.engine)
+
+    @property
+    def book(self) -> ShipmentBook:
+        if self._book is None:
+            raise ConfigurationError(
+                f"The VNPost adapter of target '{self.target_id}' has no shipment book; "
+                "build it with Hub.build_adapter."
+            )
+        return self._book
+
+    # ------------------------------------------------------------------ request-reply
+
+    async def request(self, envelope: Envelope, context: RequestContext) -> dict[str, Any]:
+        if envelope.type == TYPE_ORDER:
+            return await self._order(envelope, _parse(PostalOrder, envelope))
+        if envelope.type == TYPE_CANCEL:
+            return await self._cancel(_parse(PostalCancel, envelope))
+        raise PermanentDeliveryError(
+            f"Target '{self.target_id}' (VNPost) answers {TYPE_ORDER} and {TYPE_CANCEL}, not '{envelope.type}'. "
+            "Fix the route that sends it there."
+        )
+
+    async def _order(self, envelope: Envelope, order: PostalOrder) -> dict[str, Any]:
+        book = self.book
+        shipment, _ = await book.open(
+            request_id=envelope.id,
+            target=self.target_id,
+            dossier_code=order.MaHoSo,
+            direction=order.Direction,
+            cod_amount=order.CODAmount,
+            service_name=order.ServiceName or self.service_name,
+        )
+        if shipment.item_code is not None:
+            return _order_answer(shipment.item_code, shipment)
+        sender, receiver = await self._parties(order)
+        body = order_body(
+            {
+                "CustomerCode": self.client.customer_code,
+                "OrderNumber": order.MaHoSo,
+                "ServiceName": order.ServiceName or self.service_name,
+                "CODAmount": order.CODAmount,
+                "Note": order.Note,
+                "Sender": sender.model_dump(exclude_none=True),
+                "Receiver": receiver.model_dump(exclude_none=True),
+            }
+        )
+        action = f"postOrder for dossier {order.MaHoSo}"
+        personal = [v for party in (sender, receiver) for v in (party.FullName, party.Phone, party.Address) if v]
+        try:
+            reply = await self.client.call("postOrder", body, action=action)
+        except DeliveryError as exc:
+            raise redact_error(exc, personal) from None
+        if reply.Status == STATUS_DUPLICATE_ORDER:
+            data = _order_data(reply, action)
+            known = await book.by_item_code(data.ItemCode)
+            if known is not None and known.id != shipment.id:
+                await book.mark(shipment.id, "failed", reason="VNPost already has an open parcel for this dossier")
+                raise PermanentDeliveryError(
+                    f"VNPost already has an open parcel {data.ItemCode} for dossier {order.MaHoSo} (ordered by the "
+                    f"hub earlier, request {known.id}). Cancel it with postal.cancel or wait until it is delivered."
+                )
+        elif not reply.ok:
+            error = redact_error(status_failure(reply, action=action), personal)
+            if isinstance(error, PermanentDeliveryError):
+                await book.mark(shipment.id, "failed", reason=error.reason)
+            raise error
+        data = _order_data(reply, action)
+        await book.set_item_code(shipment.id, item_code=data.ItemCode, fee=data.TotalFee, poll_after=self.poll_after)
+        await book.record_event(
+            data.ItemCode,
+            status=int(TrackingStatus.CREATED),
+            status_name=TrackingStatus.CREATED.label_vi,
+            event_time=_now_text(),
+            post_office=None,
+            note=None,
+            channel="order",
+            poll_after=self.poll_after,
+        )
+        fresh = await book.get(shipment.id)
+        return _order_answer(data.ItemCode, fresh or shipment)
+
+    async def _parties(self, order: PostalOrder) -> tuple[PostalParty, PostalParty]:
+        """Sender and receiver, with the applicant's name/phone from the dossier and the agency from settings."""
+        applicant = order.Receiver if order.Direction == "result" else order.Sender
+        agency = order.Sender if order.Direction == "result" else order.Receiver
+        agency = agency or self.agency
+        if agency is None:
+            side = "Sender" if order.Direction == "result" else "Receiver"
+            raise PermanentDeliveryError(
+                f"postal.order for dossier {order.MaHoSo} has no {side} and target '{self.target_id}' has no agency "
+                "address in its settings (agency_name, agency_phone, agency_address, agency_province, agency_ward)."
+            )
+        if applicant is None:  # the schema requires it; kept for type narrowing
+            raise PermanentDeliveryError(f"postal.order for dossier {order.MaHoSo} has no applicant address.")
+        if applicant.FullName is None or applicant.Phone is None:
+            applicant = await self._complete_from_dossier(order.MaHoSo, applicant)
+        if order.Direction == "result":
+            return agency, applicant
+        return applicant, agency
+
+    async def _complete_from_dossier(self, dossier_code: str, party: PostalParty) -> PostalParty:
+        from hub.origination import latest_dossier_state
+
+        state = await latest_dossier_state(self._engine, dossier_code) if self._engine is not None else None
+        name = party.FullName or (state or {}).get("ChuHoSo")
+        phone = party.Phone or (state or {}).get("SoDienThoai")
+        if not name or not phone:
+            raise PermanentDeliveryError(
+                f"postal.order for dossier {dossier_code} lacks the applicant's FullName or Phone, and the hub holds "
+                "no dossier state with ChuHoSo and SoDienThoai to take them from. Send them in the request, or send "
+                "the dossier (dossier.upserted) first."
+            )
+        return party.model_copy(update={"FullName": name, "Phone": phone})
+
+    async def _cancel(self, ask: PostalCancel) -> dict[str, Any]:
+        book = self.book
+        parcels = [s for s in await book.for_dossier(ask.MaHoSo) if s.target == self.target_id and s.item_code]
+        if ask.ItemCode is not None:
+            parcels = [s for s in parcels if s.item_code == ask.ItemCode]
+        else:
+            parcels = [s for s in parcels if s.state == "open"]
+        if len(parcels) != 1:
+            found = "no open parcel" if not parcels else f"{len(parcels)} open parcels"
+            raise PermanentDeliveryError(
+                f"Dossier {ask.MaHoSo} has {found} through target '{self.target_id}'"
+                + ("; name the one to cancel in ItemCode." if parcels else ".")
+            )
+        parcel = parcels[0]
+        if parcel.state == "cancelled":
+            return {"MaHoSo": ask.MaHoSo, "ItemCode": parcel.item_code, "Cancelled": True}
+        if parcel.state == "delivered":
+            raise PermanentDeliveryError(f"Parcel {parcel.item_code} of dossier {ask.MaHoSo} was already delivered.")
+        action = f"cancelOrder of parcel {parcel.item_code} (dossier {ask.MaHoSo})"
+        reply = await self.client.call(
+            "cancelOrder", {"ItemCode": parcel.item_code, "Reason": ask.Reason}, action=action
+        )
+        if not reply.ok:
+            raise status_failure(reply, action=action)
+        await book.mark(parcel.id, "cancelled", reason=ask.Reason)
+        return {"MaHoSo": ask.MaHoSo, "ItemCode": parcel.item_code, "Cancelled": True}
+
+    # ------------------------------------------------------------------ used by the tracker
+
+    async def tracking(self, item_code: str) -> TrackingData:
+        action = f"getOrderTracking of parcel {item_code}"
+        reply = await self.client.call("getOrderTracking", {"ItemCode": item_code}, action=action)
+        if not reply.ok:
+            raise status_failure(reply, action=action)
+        try:
+            return TrackingData.model_validate(reply.Data)
+        except ValidationError:
+            raise TransientDeliveryError(
+                f"VNPost answered {action} without tracking data; the hub will retry."
+            ) from None
+
+    async def check(self) -> None:
+        """Fetch a fresh token: VNPost is reachable and accepts the credentials."""
+        await self.client.fetch_token()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _order_data(reply: VNPostReply, action: str) -> OrderData:
+    try:
+        return OrderData.model_validate(reply.Data)
+    except ValidationError:
+        raise TransientDeliveryError(f"VNPost answered {action} without an ItemCode; the hub will retry.") from None
+
+
+def _order_answer(item_code: str, shipment: Shipment) -> dict[str, Any]:
+    return {
+        "MaHoSo": shipment.dossier_code,
+        "OrderNumber": shipment.order_number,
+        "ItemCode": item_code,
+        "Direction": shipment.direction,
+        "TotalFee": shipment.fee,
+        "Status": shipment.status if shipment.status is not None else int(TrackingStatus.CREATED),
+    }
+
+
+def _now_text() -> str:
+    """``yyyyMMddHHmmss`` in Asia/Ho_Chi_Minh, as VNPost writes times."""
+    return datetime.now(_VIETNAM).strftime("%Y%m%d%H%M%S")
+
+
+def _parse(model: type[_ModelT], envelope: Envelope) -> _ModelT:
+    try:
+        return model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise PermanentDeliveryError(f"Request {envelope.id} ({envelope.type}) is not valid: {problems}.") from None
+
+
+def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNPostAdapter:
+    """Build the adapter of target ``target_id`` from its settings (``config:`` in the route file).
+
+    Keys: ``base_url``, ``username``, ``password`` (reference an environment variable) and
+    ``customer_code`` (all required); ``timeout_seconds`` (10), ``service_name`` (default VNPost
+    service, "BK"), ``poll_after`` (2h: a parcel without tracking news for this long is polled),
+    ``poll_interval`` (5m: how often the ingress looks for such parcels; 0 = only ``hub post track``),
+    ``agency_name``, ``agency_phone``, ``agency_address``, ``agency_province``, ``agency_ward``,
+    ``agency_district`` (the agency's side of every parcel), ``callback_token`` (the token VNPost sends
+    in ``X-VNPost-Token`` with tracking callbacks; unset = callbacks refused, polling only),
+    ``reorder_window`` (3s: a status that arrives by callback before an earlier one waits this long for
+    it, so the one-stop system gets every status in order).
+    """
+    where = f"target {target_id!r} (vnpost)"
+    values = {}
+    for key in ("base_url", "username", "password", "customer_code"):
+        value = config.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(
+                f"Settings of {where} lack {key}; set it in the route file or its environment variable."
+            )
+        values[key] = value.strip()
+    if not values["base_url"].startswith(("http://", "https://")):
+        raise ConfigurationError(f"base_url of {where} must be an http:// or https:// URL.")
+    agency = None
+    if config.get("agency_address"):
+        try:
+            agency = PostalParty(
+                FullName=config.get("agency_name"),
+                Phone=config.get("agency_phone"),
+                Address=str(config.get("agency_address")),
+                ProvinceCode=str(config.get("agency_province", "")),
+                DistrictCode=config.get("agency_district") or None,
+                WardCode=str(config.get("agency_ward", "")),
+            )
+        except ValidationError as exc:
+            raise ConfigurationError(f"The agency address of {where} is not valid: {exc.errors()[0]['msg']}.") from None
+    client = VNPostClient(
+        base_url=values["base_url"],
+        username=values["username"],
+        password=values["password"],
+        customer_code=values["customer_code"],
+        timeout_seconds=_duration(config, "timeout_seconds", "10s", where),
+    )
+    return VNPostAdapter(
+        target_id,
+        client,
+        agency=agency,
+        service_name=str(config.get("service_name") or "BK"),
+        poll_after=_duration(config, "poll_after", "2h", where),
+        poll_interval=_duration(config, "poll_interval", "5m", where, zero_ok=True),
+        callback_token=str(config["callback_token"]) if config.get("callback_token") else None,
+        reorder_window=_duration(config, "reorder_window", "3s", where, zero_ok=True),
+    )
+
+
+def _duration(config: Mapping[str, Any], key: str, default: str, where: str, *, zero_ok: bool = False) -> float:
+    value = config.get(key, default)
+    if zero_ok and value in (0, "0", "0s"):
+        return 0.0
+    try:
+        return parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"{key} of {where} is not a duration ({exc}).") from None
