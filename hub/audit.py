@@ -1,0 +1,162 @@
+"""The audit trail of identity lookups and logins: who asked about whom, why, when, with what outcome.
+
+Every request whose schema can say who is asking (:class:`Audited`) is recorded, whatever its
+outcome (answered, refused, timed out, throttled). The citizen's ID number is stored masked;
+``hub audit --since ... --system ...`` lists the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hub.errors import StoreUnavailableError
+from hub.observability import mask_text, mask_value
+from hub.store.models import AuditRecordRow
+
+__all__ = ["AuditEntry", "AuditFacts", "AuditLog", "Audited"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFacts:
+    """What a request says about itself: the official (MaCanBo), agency (MaDonVi), purpose (MaDVC)
+    and the citizen's ID number it is about (``subject``, stored masked)."""
+
+    official: str | None = None
+    agency: str | None = None
+    purpose: str | None = None
+    subject: str | None = None
+
+
+@runtime_checkable
+class Audited(Protocol):
+    """A validated request model whose calls are audited."""
+
+    def audit_facts(self) -> AuditFacts: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: datetime
+    request_id: str
+    kind: str
+    route: str
+    system: str
+    official: str | None
+    agency: str | None
+    purpose: str | None
+    subject: str | None
+    outcome: str
+    detail: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "at": self.at.isoformat(),
+            "request_id": self.request_id,
+            "kind": self.kind,
+            "route": self.route,
+            "system": self.system,
+            "official": self.official,
+            "agency": self.agency,
+            "purpose": self.purpose,
+            "subject": self.subject,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class AuditLog:
+    """Writes and reads audit records in the hub's database (the message store's engine)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise StoreUnavailableError(
+                f"The audit trail cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "check that the database is running and HUB_DATABASE_URL is right."
+            ) from exc
+
+    async def record(
+        self,
+        *,
+        request_id: str,
+        kind: str,
+        route: str,
+        system: str,
+        facts: AuditFacts,
+        outcome: str,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> AuditEntry:
+        """Store one record; the subject is masked here, so callers pass the plain ID number."""
+        entry = AuditEntry(
+            at=at or datetime.now(UTC),
+            request_id=request_id,
+            kind=kind,
+            route=route,
+            system=system,
+            official=facts.official,
+            agency=facts.agency,
+            purpose=facts.purpose,
+            subject=mask_value(facts.subject) if facts.subject else None,
+            outcome=outcome,
+            detail=mask_text(detail)[:2000] if detail else None,
+        )
+        async with self._session() as session:
+            session.add(
+                AuditRecordRow(
+                    at=entry.at, request_id=entry.request_id, kind=entry.kind, route=entry.route,
+                    system=entry.system, official=entry.official, agency=entry.agency, purpose=entry.purpose,
+                    subject=entry.subject, outcome=entry.outcome, detail=entry.detail,
+                )
+            )  # fmt: skip
+        return entry
+
+    async def entries(
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        system: str | None = None,
+        kind: str | None = None,
+        official: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        """Records from ``since`` (inclusive) to ``until`` (exclusive), oldest first."""
+        statement = select(AuditRecordRow).where(AuditRecordRow.at >= since)
+        if until is not None:
+            statement = statement.where(AuditRecordRow.at < until)
+        if system is not None:
+            statement = statement.where(AuditRecordRow.system == system)
+        if kind is not None:
+            statement = statement.where(AuditRecordRow.kind == kind)
+        if official is not None:
+            statement = statement.where(AuditRecordRow.official == official)
+        statement = statement.order_by(AuditRecordRow.at, AuditRecordRow.id).limit(limit)
+        async with self._session() as session:
+            rows = (await session.execute(statement)).scalars().all()
+        return [
+            AuditEntry(
+                at=_aware(r.at), request_id=r.request_id, kind=r.kind, route=r.route, system=r.system,
+                official=r.official, agency=r.agency, purpose=r.purpose, subject=r.subject, outcome=r.outcome,
+                detail=r.detail,
+            )
+            for r in rows
+        ]  # fmt: skip

@@ -1,0 +1,465 @@
+"""Logins through the hub (``mode: login`` routes): VNeID for the one-stop systems, one signed assertion back.
+
+The one-stop system never talks to VNeID. It sends the citizen's browser to the hub; the hub runs
+the OpenID Connect flow (authorization code + PKCE) with the provider the route names, checks the
+level of assurance the route requires, and sends the browser back with a one-time code. The
+one-stop system's server redeems the code (with its system key) for a short-lived **identity
+assertion**: a JWT signed by the hub (RS256), verifiable with the hub's JWKS. See docs/identity.md.
+
+Endpoints:
+
+* ``GET  /v1/identity/login/{route}?system=S&return_to=URL&state=X`` (browser) → 302 to the provider;
+* ``GET  /v1/identity/callback`` (browser, the redirect URI registered at the provider) → 302 to
+  ``return_to?code=…&state=X`` or ``return_to?error=…&error_description=…&state=X``;
+* ``POST /v1/identity/assertions`` ``{"code": "…"}`` (system key) → ``{"assertion", "expires_in", "identity"}``;
+* ``GET  /v1/identity/jwks.json`` the hub's public signing keys.
+
+Logins in progress live in the database (``login_sessions``), so any ingress process may
+answer any step. Each login is bound to the browser that started it by a cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import secrets
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+from pydantic import ValidationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from hub.adapter import IdentityProvider, LoginRequest
+from hub.audit import AuditFacts, AuditLog
+from hub.auth import SystemKeys
+from hub.bootstrap import Hub
+from hub.errors import ConfigurationError, DeliveryError, StoreUnavailableError, TransientDeliveryError
+from hub.ratelimit import RateLimiter
+from hub.requests import identify_system, problem
+from hub.routing import Route
+from hub.settings import HubSettings
+from hub.store.models import LoginSessionRow
+
+__all__ = ["AssertionSigner", "LoginSessions", "create_identity_router"]
+
+log = structlog.get_logger(__name__)
+
+LOGIN_LIFETIME = timedelta(minutes=10)
+CODE_LIFETIME = timedelta(minutes=2)
+CALLBACK_PATH = "/v1/identity/callback"
+ASSERTION_TYPE = "urn:lgsp:params:token-type:identity-assertion"
+_COOKIE_PREFIX = "lgsp_login_"
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# ----------------------------------------------------------------------------- signing
+
+
+class AssertionSigner:
+    """Signs identity assertions with the hub's RSA key; publishes the public keys as a JWKS."""
+
+    def __init__(self, key: RSAKey, previous: list[RSAKey] | None = None, *, ephemeral: bool = False) -> None:
+        self.key = key
+        self.previous = previous or []
+        self.ephemeral = ephemeral
+
+    @staticmethod
+    def _load(path: Path, setting: str) -> RSAKey:
+        try:
+            key = RSAKey.import_key(path.read_bytes(), parameters={"use": "sig", "alg": "RS256"})
+        except OSError as exc:
+            raise ConfigurationError(f"{setting}: cannot read {path} ({exc.strerror}).") from exc
+        except Exception as exc:  # joserfc raises several kinds for a bad PEM
+            raise ConfigurationError(f"{setting}: {path} is not an RSA private key in PEM ({exc}).") from exc
+        if not key.is_private:
+            raise ConfigurationError(f"{setting}: {path} holds a public key; the hub needs the private key.")
+        key.ensure_kid()
+        return key
+
+    @classmethod
+    def from_settings(cls, settings: HubSettings) -> AssertionSigner:
+        previous = []
+        if settings.identity_previous_key_file is not None:
+            previous.append(cls._load(settings.identity_previous_key_file, "HUB_IDENTITY_PREVIOUS_KEY_FILE"))
+        if settings.identity_signing_key_file is not None:
+            return cls(cls._load(settings.identity_signing_key_file, "HUB_IDENTITY_SIGNING_KEY_FILE"), previous)
+        log.warning(
+            "identity_signing_key_generated",
+            detail="HUB_IDENTITY_SIGNING_KEY_FILE is not set; identity assertions are signed with a random key "
+            "of this process. Set it when more than one ingress process runs (see docs/identity.md).",
+        )
+        key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"})
+        key.ensure_kid()
+        return cls(key, previous, ephemeral=True)
+
+    def jwks(self) -> dict[str, Any]:
+        return dict(KeySet([self.key, *self.previous]).as_dict(private=False))
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key)
+
+
+# ----------------------------------------------------------------------------- login sessions
+
+
+class LoginSessions:
+    """Logins in progress, in the hub's database (shared by every ingress process)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Any]:
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise StoreUnavailableError(
+                f"The hub's database cannot be reached ({type(exc).__name__}); logins cannot proceed."
+            ) from exc
+
+    async def start(self, row: LoginSessionRow) -> None:
+        async with self._tx() as session:
+            # Expired logins go at once: an unredeemed identity must not linger in the database.
+            await session.execute(delete(LoginSessionRow).where(LoginSessionRow.expires_at < datetime.now(UTC)))
+            session.add(row)
+
+    async def get(self, login_id: str) -> LoginSessionRow | None:
+        async with self._tx() as session:
+            row: LoginSessionRow | None = await session.get(LoginSessionRow, login_id)
+            return row
+
+    async def finish(self, login_id: str, *, code_hash: str | None, identity: dict[str, Any] | None) -> bool:
+        """Close the browser part of a login (once): store the one-time code's hash and the identity."""
+        now = datetime.now(UTC)
+        async with self._tx() as session:
+            result = await session.execute(
+                update(LoginSessionRow)
+                .where(LoginSessionRow.id == login_id, LoginSessionRow.completed_at.is_(None))
+                .values(completed_at=now, code_hash=code_hash, identity=identity, expires_at=now + CODE_LIFETIME)
+            )
+            return bool(result.rowcount)
+
+    async def redeem(self, code: str, system: str) -> tuple[LoginSessionRow, dict[str, Any]] | None:
+        """The identity of a one-time code, once, for the system that started the login; then forgotten."""
+        now = datetime.now(UTC)
+        async with self._tx() as session:
+            row = (
+                await session.execute(select(LoginSessionRow).where(LoginSessionRow.code_hash == _sha256(code)))
+            ).scalar_one_or_none()
+            if row is None or row.identity is None or row.system != system or _aware(row.expires_at) < now:
+                return None
+            identity = dict(row.identity)
+            result = await session.execute(
+                update(LoginSessionRow)
+                .where(LoginSessionRow.id == row.id, LoginSessionRow.redeemed_at.is_(None))
+                .values(redeemed_at=now, identity=None)
+            )
+            if not result.rowcount:
+                return None
+            return row, identity
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _return_allowed(return_to: str, route: Route) -> bool:
+    """``return_to`` is under one of the route's return URLs (same scheme and host, path prefix)."""
+    if route.login is None:
+        return False
+    target = urllib.parse.urlsplit(return_to)
+    if target.scheme not in ("http", "https") or not target.netloc or target.username or target.password:
+        return False
+    for allowed in route.login.return_urls:
+        base = urllib.parse.urlsplit(allowed)
+        if (target.scheme, target.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            continue
+        prefix = (base.path or "/").rstrip("/")
+        if target.path in (prefix, prefix + "/") or target.path.startswith(prefix + "/"):
+            return True
+    return False
+
+
+def _with_query(url: str, params: dict[str, str | None]) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query) + [(k, v) for k, v in params.items() if v is not None]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _page(status: int, sentence: str, *, retry_after: float | None = None) -> HTMLResponse:
+    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+    return HTMLResponse(
+        '<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Đăng nhập / Login</title></head>'
+        f"<body><h1>Không đăng nhập được / The login cannot continue</h1><p>{html.escape(sentence)}</p></body></html>",
+        status_code=status,
+        headers=headers,
+    )
+
+
+# ----------------------------------------------------------------------------- router
+
+
+def create_identity_router(hub: Hub) -> APIRouter:
+    """The ``/v1/identity`` endpoints of the ingress (included by :func:`hub.ingress.create_ingress_app`)."""
+    from schemas import SCHEMAS
+
+    settings = hub.settings
+    keys = SystemKeys.for_hub(hub)
+    limiter = RateLimiter()
+    audit = AuditLog(hub.store.engine)
+    logins = LoginSessions(hub.store.engine)
+    login_routes = {r.name: r for r in hub.routes.routes if r.mode == "login"}
+    signer = AssertionSigner.from_settings(settings) if login_routes else None
+    providers: dict[str, IdentityProvider] = {}
+    for route in login_routes.values():
+        target = route.targets[0]
+        if target not in providers:
+            provider = hub.build_adapter(target)
+            if not isinstance(provider, IdentityProvider):
+                raise ConfigurationError(
+                    f"Login route '{route.name}' sends to target '{target}', whose adapter cannot log people in; "
+                    "use an identity provider adapter such as vneid."
+                )
+            providers[target] = provider
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for provider in providers.values():
+            await provider.aclose()
+
+    router = APIRouter(lifespan=lifespan, tags=["identity"])
+
+    def public_url(request: Request) -> str:
+        return (settings.identity_public_url or str(request.base_url)).rstrip("/")
+
+    async def write_audit(
+        route: Route, system: str, login_id: str, outcome: str, subject: str | None, detail: str | None
+    ) -> None:
+        try:
+            await audit.record(
+                request_id=login_id[:36], kind=route.type, route=route.name, system=system,
+                facts=AuditFacts(subject=subject), outcome=outcome, detail=detail,
+            )  # fmt: skip
+        except StoreUnavailableError:
+            log.exception("audit_write_failed", outcome=outcome)
+
+    @router.get("/v1/identity/login/{route_name}")
+    async def start_login(route_name: str, request: Request) -> Response:
+        route = login_routes.get(route_name)
+        if route is None or route.login is None:
+            return _page(404, f"There is no login route '{route_name}'; check the link of the one-stop system.")
+        params = request.query_params
+        system_id, return_to, client_state = params.get("system", ""), params.get("return_to", ""), params.get("state")
+        system = hub.routes.systems.get(system_id)
+        if system is None or (route.sources is not None and system_id not in route.sources):
+            return _page(403, f"System '{system_id}' may not use login route '{route_name}'.")
+        if route.type not in system.allowed_types:
+            return _page(403, f"System '{system_id}' may not use '{route.type}'; ask the hub's operators to allow it.")
+        if not return_to or not _return_allowed(return_to, route):
+            return _page(
+                400,
+                f"The return address is not one the hub may send you back to for '{route_name}'. The hub's "
+                "operators must add it to the route's login.return_urls.",
+            )
+        if client_state is not None and len(client_state) > 500:
+            return _page(400, "The state parameter is longer than 500 characters.")
+        wait = limiter.try_acquire(route, system_id)
+        if wait is not None:
+            return _page(429, f"Too many logins right now; try again in {max(1, round(wait))} s.", retry_after=wait)
+        login = LoginRequest(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(24),
+            code_verifier=secrets.token_urlsafe(48),
+            redirect_uri=public_url(request) + CALLBACK_PATH,
+        )
+        provider = providers[route.targets[0]]
+        try:
+            authorize = await provider.authorization_url(login)
+        except DeliveryError as exc:
+            log.warning("login_provider_unavailable", route=route.name, reason=exc.reason)
+            return _page(503, f"{exc.reason} Try again in a moment.", retry_after=30)
+        browser_secret = secrets.token_urlsafe(24)
+        now = datetime.now(UTC)
+        try:
+            await logins.start(
+                LoginSessionRow(
+                    id=login.state, route=route.name, system=system_id, return_to=return_to,
+                    client_state=client_state, browser_hash=_sha256(browser_secret), nonce=login.nonce,
+                    code_verifier=login.code_verifier, created_at=now, expires_at=now + LOGIN_LIFETIME,
+                )
+            )  # fmt: skip
+        except StoreUnavailableError as exc:
+            return _page(503, f"{exc} Try again in a moment.", retry_after=30)
+        response = RedirectResponse(authorize, status_code=302)
+        response.set_cookie(
+            _COOKIE_PREFIX + _sha256(login.state)[:16], browser_secret,
+            max_age=int(LOGIN_LIFETIME.total_seconds()), path="/v1/identity", httponly=True, samesite="lax",
+            secure=settings.identity_secure_cookie,
+        )  # fmt: skip
+        log.info("login_started", route=route.name, system=system_id)
+        return response
+
+    @router.get(CALLBACK_PATH)
+    async def callback(request: Request) -> Response:
+        params = request.query_params
+        login_id = params.get("state", "")
+        try:
+            row = await logins.get(login_id) if login_id else None
+        except StoreUnavailableError as exc:
+            return _page(503, f"{exc} Start the login again in a moment.", retry_after=30)
+        if row is None or _aware(row.expires_at) < datetime.now(UTC):
+            return _page(400, "This login is unknown or expired (a login must finish within 10 minutes); start again.")
+        if row.completed_at is not None:
+            return _page(400, "This login has already finished; start again from the one-stop system.")
+        cookie_name = _COOKIE_PREFIX + _sha256(login_id)[:16]
+        cookie = request.cookies.get(cookie_name, "")
+        if not secrets.compare_digest(_sha256(cookie), row.browser_hash):
+            return _page(
+                400, "This login was started in another browser (or cookies are blocked); start it again here."
+            )
+        route = login_routes.get(row.route)
+        if route is None or route.login is None:
+            return _page(400, f"Login route '{row.route}' no longer exists; start again.")
+
+        async def back(
+            outcome: str, query: dict[str, str | None], *, subject: str | None = None, detail: str | None = None
+        ) -> Response:
+            await write_audit(route, row.system, login_id, outcome, subject, detail)
+            response = RedirectResponse(
+                _with_query(row.return_to, {**query, "state": row.client_state}), status_code=302
+            )
+            response.delete_cookie(cookie_name, path="/v1/identity")
+            log.info("login_finished", route=route.name, system=row.system, outcome=outcome)
+            return response
+
+        if params.get("error"):
+            await logins.finish(login_id, code_hash=None, identity=None)
+            error = params["error"] if params["error"] in ("access_denied", "login_required") else "login_failed"
+            return await back(
+                "cancelled", {"error": error, "error_description": "The login was cancelled at the provider."}
+            )
+        code = params.get("code")
+        if not code:
+            return _page(400, "The provider sent neither a code nor an error; start the login again.")
+        login = LoginRequest(
+            state=login_id, nonce=row.nonce, code_verifier=row.code_verifier,
+            redirect_uri=public_url(request) + CALLBACK_PATH,
+        )  # fmt: skip
+        provider = providers[route.targets[0]]
+        started = time.perf_counter()
+        try:
+            claims = await provider.complete(code, login)
+            identity = SCHEMAS[route.schema_name].model_validate(claims).model_dump(mode="json")
+        except DeliveryError as exc:
+            await logins.finish(login_id, code_hash=None, identity=None)
+            kind = "temporarily_unavailable" if isinstance(exc, TransientDeliveryError) else "login_failed"
+            return await back("failed", {"error": kind, "error_description": exc.reason}, detail=exc.reason)
+        except ValidationError as exc:
+            await logins.finish(login_id, code_hash=None, identity=None)
+            detail = (
+                f"The provider's identity does not match schema {route.schema_name} ({exc.error_count()} problem(s))."
+            )
+            return await back("failed", {"error": "login_failed", "error_description": detail}, detail=detail)
+        subject = str(identity.get("SoDinhDanh") or "") or None
+        loa = int(identity.get("loa") or 0)
+        if route.login.min_loa is not None and loa < route.login.min_loa:
+            await logins.finish(login_id, code_hash=None, identity=None)
+            detail = (
+                f"This service requires a level {route.login.min_loa} electronic identity account; the account "
+                f"used is level {loa}. Raise the account's level in the VNeID app, then log in again."
+            )
+            return await back(
+                "refused_loa",
+                {"error": "insufficient_loa", "error_description": detail},
+                subject=subject,
+                detail=detail,
+            )
+        one_time_code = secrets.token_urlsafe(32)
+        if not await logins.finish(login_id, code_hash=_sha256(one_time_code), identity=identity):
+            return _page(400, "This login has already finished; start again from the one-stop system.")
+        log.info("login_verified", seconds=round(time.perf_counter() - started, 3), loa=loa)
+        return await back("ok", {"code": one_time_code}, subject=subject)
+
+    @router.post("/v1/identity/assertions")
+    async def assertion(request: Request) -> Response:
+        system, refused = identify_system(keys, request)
+        if system is None:
+            return refused or problem(401, "Unauthorized.")
+        if signer is None:
+            return problem(404, "The hub has no login routes (mode: login); there is nothing to redeem.")
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("code"), str) or not body["code"]:
+            return problem(422, 'Send {"code": "<the code the browser brought back>"} as JSON.')
+        try:
+            redeemed = await logins.redeem(body["code"], system.id)
+        except StoreUnavailableError as exc:
+            return problem(503, f"{exc} Redeem the code again in a moment.", retry_after=5)
+        if redeemed is None:
+            return problem(
+                400,
+                "The code is unknown, was already used, has expired (codes live 2 minutes) or belongs to another "
+                "system. Start the login again.",
+                error="invalid_grant",
+            )
+        row, identity = redeemed
+        route = login_routes.get(row.route)
+        ttl = route.login.assertion_ttl if route is not None and route.login is not None else 120.0
+        now = int(time.time())
+        claims = {
+            "iss": public_url(request),
+            "aud": system.id,
+            "sub": identity["SoDinhDanh"],
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(ttl),
+            "jti": _sha256(row.id)[:32],
+            "auth_time": int(_aware(row.completed_at or row.created_at).timestamp()),
+            "route": row.route,
+            "idp": identity.get("provider"),
+            "idp_sub": identity.get("sub"),
+            "HoVaTen": identity.get("HoVaTen"),
+            "SoDinhDanh": identity.get("SoDinhDanh"),
+            "NgayThangNamSinh": identity.get("NgayThangNamSinh"),
+            "LoaiTaiKhoan": identity.get("LoaiTaiKhoan"),
+            "loa": identity.get("loa"),
+        }
+        return JSONResponse(
+            {
+                "assertion": signer.sign(claims),
+                "token_type": ASSERTION_TYPE,
+                "expires_in": int(ttl),
+                "identity": identity,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @router.get("/v1/identity/jwks.json")
+    async def jwks() -> JSONResponse:
+        keys_json = signer.jwks() if signer is not None else {"keys": []}
+        return JSONResponse(keys_json, headers={"Cache-Control": "public, max-age=300"})
+
+    return router

@@ -1,0 +1,124 @@
+"""Messages the hub originates itself, from partner callbacks and reconciliation.
+
+A verified payment result becomes ``payment.completed``; a parcel's new tracking status becomes
+``postal.status_changed``. They take the same path as a message a system posts to
+``/v1/messages``: checked against the route's schema, stored with one delivery per target, published
+to RabbitMQ, delivered by the targets' workers with retries and dead letters. Each carries an
+idempotency key derived from what caused it (a MaGiaoDich, an ItemCode and status), so a cause
+handled twice stores one message. A publish that fails leaves the message pending; the ingress's
+outbox relay publishes it later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.bootstrap import Hub
+from hub.envelope import new_message_id, normalize_text
+from hub.errors import BrokerUnavailableError, HubError, StoreUnavailableError
+from hub.store import DeliveryState
+from hub.store.models import MessageRow
+
+__all__ = ["OriginatedMessage", "OriginationError", "latest_dossier_state", "originate"]
+
+log = structlog.get_logger(__name__)
+
+DOSSIER_UPSERTED = "dossier.upserted"
+
+
+class OriginationError(HubError):
+    """The hub built a message that its own route schema refuses (a bug in the hub or in a route file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OriginatedMessage:
+    id: str
+    created: bool
+    targets: tuple[str, ...]
+
+
+async def originate(
+    hub: Hub,
+    *,
+    message_type: str,
+    payload: dict[str, Any],
+    source: str,
+    idempotency_key: str,
+) -> OriginatedMessage | None:
+    """Accept ``payload`` as a message of ``message_type`` from ``source``; None when no route carries it.
+
+    Raises :class:`StoreUnavailableError` when the store is down (nothing was stored; call again) and
+    :class:`OriginationError` when the payload does not match the route's schema.
+    """
+    from schemas import SCHEMAS
+
+    routes = [r for r in hub.routes.routes_for(message_type) if r.mode == "deliver"]
+    if not routes:
+        log.info("originated_without_route", type=message_type, source=source)
+        return None
+    model = SCHEMAS[routes[0].schema_name]
+    try:
+        canonical = model.model_validate(normalize_text(payload)).model_dump(mode="json", exclude_none=True)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise OriginationError(
+            f"The hub built a '{message_type}' message that schema '{routes[0].schema_name}' refuses ({problems}). "
+            "This is a bug in the hub or a route names the wrong schema; report it."
+        ) from None
+    targets: dict[str, str] = {}
+    for route in routes:
+        for target in route.targets:
+            targets.setdefault(target, route.name)
+    dossier_code = canonical.get("MaHoSo")
+    view, created = await hub.store.accept(
+        message_type=message_type,
+        source=source,
+        dossier_code=dossier_code if isinstance(dossier_code, str) else None,
+        payload=canonical,
+        targets=list(targets.items()),
+        idempotency_key=idempotency_key,
+        message_id=new_message_id(),
+    )
+    if created:
+        for route in routes:
+            hub.metrics.accepted.labels(route.name, source).inc()
+        pending = [d.target for d in view.deliveries if d.state == DeliveryState.PENDING]
+        if pending:
+            from hub.ingress import Publisher
+
+            try:
+                await Publisher(hub).publish(view.envelope, pending)
+            except (BrokerUnavailableError, StoreUnavailableError) as exc:
+                log.warning("originated_publish_deferred", message_id=view.envelope.id, error=str(exc))
+    log.info("originated", type=message_type, message_id=view.envelope.id, duplicate=not created)
+    return OriginatedMessage(view.envelope.id, created, tuple(view.targets()))
+
+
+async def latest_dossier_state(engine: AsyncEngine, dossier_code: str) -> dict[str, Any] | None:
+    """The payload of the newest ``dossier.upserted`` of ``dossier_code`` the hub accepted, if any.
+
+    The one-stop system sends a dossier's full state with every change, so the newest one is the
+    dossier as the hub last knew it.
+    """
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    statement = (
+        select(MessageRow.payload)
+        .where(MessageRow.dossier_code == dossier_code, MessageRow.type == DOSSIER_UPSERTED)
+        .order_by(MessageRow.seq.desc())
+        .limit(1)
+    )
+    try:
+        async with engine.connect() as connection:
+            payload = (await connection.execute(statement)).scalar_one_or_none()
+    except (OperationalError, DBAPIError, OSError) as exc:
+        raise StoreUnavailableError(
+            f"The message store cannot be reached ({type(exc).__name__}); check that the database is running."
+        ) from exc
+    return dict(payload) if isinstance(payload, dict) else None
