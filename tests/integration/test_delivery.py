@@ -1,0 +1,276 @@
+"""Delivery to the national portal: retries, dead letters, replay, ordering, batching, dedupe."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pytest
+
+from hub.broker import ATTEMPT_HEADER, REASON_HEADER
+from hub.envelope import encode_envelope
+from hub.operations import replay_message, replay_target
+from tests.support.harness import RABBITMQ_URL, RunningHub, eventually, running_hub, write_routes
+from tests.support.payloads import dossier, dossier_code, step
+
+pytestmark = pytest.mark.integration
+
+
+async def _wait_state(hub: RunningHub, message_id: str, state: str, timeout: float = 30.0) -> None:
+    async def reached() -> bool:
+        return await hub.delivery_state(message_id) == state
+
+    await eventually(reached, timeout=timeout)
+
+
+async def _dlq_messages(hub: RunningHub) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Read (and put back) everything in the portal's dead-letter queue."""
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            hub.hub.broker.topology.dlq("national-portal"), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        messages = []
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            messages.append(message)
+        for message in messages:
+            await message.nack(requeue=True)
+        return messages
+
+
+async def test_a_429_storm_ends_with_every_message_delivered_once(hub: RunningHub, portal: httpx.Client) -> None:
+    portal.post("/_mock/faults", json={"fail_next": 25, "status": 429, "retry_after": 0})
+    ids = []
+    for _ in range(15):
+        response = await hub.post("dossier.upserted", dossier())
+        assert response.status_code == 202
+        ids.append(response.json()["id"])
+    for message_id in ids:
+        await _wait_state(hub, message_id, "delivered", timeout=60)
+    stats = portal.get("/_mock/stats").json()
+    assert stats["duplicates"] == 0
+    retried = [m for m in [await hub.message(i) for i in ids] if m["deliveries"][0]["attempts"] > 1]
+    assert retried, "the 429s should have made some deliveries take more than one attempt"
+    assert any(e["kind"] == "attempt_failed" and "429" in (e["detail"] or "") for m in retried for e in m["events"])
+
+
+async def test_retry_after_is_honoured_by_choosing_a_long_enough_tier(hub: RunningHub, portal: httpx.Client) -> None:
+    portal.post("/_mock/faults", json={"fail_next": 1, "status": 429, "retry_after": 1})
+    response = await hub.post("dossier.upserted", dossier())
+    message_id = response.json()["id"]
+    await _wait_state(hub, message_id, "delivered", timeout=30)
+    events = (await hub.message(message_id))["events"]
+    failed = next(e for e in events if e["kind"] == "attempt_failed")
+    delivered = next(e for e in events if e["kind"] == "delivered")
+    from datetime import datetime
+
+    waited = (datetime.fromisoformat(delivered["at"]) - datetime.fromisoformat(failed["at"])).total_seconds()
+    assert waited >= 0.9, f"the portal asked for 1 s, the hub waited {waited:.2f} s"
+
+
+async def test_a_permanent_rejection_is_dead_lettered_with_its_reason_and_replay_delivers_it(
+    hub: RunningHub, portal: httpx.Client
+) -> None:
+    portal.post("/_mock/faults", json={"reject_procedures": ["1.000894"]})
+    payload = dossier(MaTTHC="1.000894", TenTTHC="Đăng ký kết hôn")
+    message_id = (await hub.post("dossier.upserted", payload)).json()["id"]
+    await _wait_state(hub, message_id, "dead_lettered")
+    message = await hub.message(message_id)
+    delivery = message["deliveries"][0]
+    assert delivery["attempts"] == 1, "a permanent rejection must not be retried"
+    assert "1.000894" in delivery["last_error"]
+    assert f"hub replay {message_id}" in delivery["last_error"]
+    in_dlq = [m for m in await _dlq_messages(hub) if m.message_id == message_id]
+    assert len(in_dlq) == 1
+    assert "1.000894" in in_dlq[0].headers[REASON_HEADER]
+
+    portal.delete("/_mock/faults")
+    result = await replay_message(hub.hub, message_id, actor="test-operator")
+    assert result.replayed == [(message_id, "national-portal")]
+    await _wait_state(hub, message_id, "delivered")
+    kinds = [e["kind"] for e in (await hub.message(message_id))["events"]]
+    assert kinds == ["accepted", "dead_lettered", "replayed", "delivered"]
+    replayed = next(e for e in (await hub.message(message_id))["events"] if e["kind"] == "replayed")
+    assert replayed["actor"] == "test-operator"
+    assert [m for m in await _dlq_messages(hub) if m.message_id == message_id] == []
+    assert portal.get(f"/_mock/dossiers/{payload['MaHoSo']}").json()["current"]["MaTTHC"] == "1.000894"
+
+
+async def test_transient_failures_exhaust_attempts_then_dead_letter_and_replay_all(
+    hub: RunningHub, portal: httpx.Client
+) -> None:
+    portal.post("/_mock/faults", json={"fail_next": 1000, "status": 503})
+    ids = [(await hub.post("dossier.upserted", dossier())).json()["id"] for _ in range(3)]
+    for message_id in ids:
+        await _wait_state(hub, message_id, "dead_lettered", timeout=30)
+    message = await hub.message(ids[0])
+    assert message["deliveries"][0]["attempts"] == 5
+    assert "failed 5 times" in message["deliveries"][0]["last_error"]
+    portal.delete("/_mock/faults")
+    result = await replay_target(hub.hub, "national-portal", actor="test-operator")
+    assert {m for m, _ in result.replayed} >= set(ids)
+    for message_id in ids:
+        await _wait_state(hub, message_id, "delivered")
+
+
+async def test_an_existing_dossier_is_resent_as_an_update(hub: RunningHub, portal: httpx.Client) -> None:
+    payload = dossier(status=2)
+    token = portal.post(
+        "/oauth2/token", data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"}
+    )
+    created = portal.post(
+        "/dvcqg/DongBoHoSoMC",
+        json={"isUpdating": False, "data": [dossier(payload["MaHoSo"], status=1)]},
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    assert created.json()["error_code"] == 0
+    message_id = (await hub.post("dossier.upserted", payload)).json()["id"]
+    await _wait_state(hub, message_id, "delivered")
+    assert (await hub.message(message_id))["deliveries"][0]["attempts"] == 1
+    state = portal.get(f"/_mock/dossiers/{payload['MaHoSo']}").json()
+    assert state["current"]["TrangThaiHoSo"] == 2
+    calls = [c for c in portal.get("/_mock/calls").json() if c.get("service") == "DongBoHoSoMC"]
+    assert [c["isUpdating"] for c in calls][-2:] == [False, True]
+
+
+async def test_an_older_state_never_overwrites_a_newer_one(hub: RunningHub, portal: httpx.Client) -> None:
+    code = dossier_code()
+    first = (await hub.post("dossier.upserted", dossier(code, status=1))).json()["id"]
+    await _wait_state(hub, first, "delivered")
+    # Status 2 is throttled and comes back from the 1-second retry tier after status 4 was delivered.
+    portal.post("/_mock/faults", json={"fail_next": 1, "status": 429, "retry_after": 1})
+    older = (await hub.post("dossier.upserted", dossier(code, status=2))).json()["id"]
+
+    async def retrying() -> bool:
+        return await hub.delivery_state(older) == "retrying"
+
+    await eventually(retrying)
+    newer = (await hub.post("dossier.upserted", dossier(code, status=4))).json()["id"]
+    await _wait_state(hub, newer, "delivered")
+    await _wait_state(hub, older, "superseded")
+    history = portal.get(f"/_mock/dossiers/{code}").json()["status_history"]
+    assert history == [1, 4]
+    assert portal.get(f"/_mock/dossiers/{code}").json()["current"]["TrangThaiHoSo"] == 4
+
+
+async def test_progress_steps_go_in_batches_of_at_most_ten(
+    database_url: str, routes_dir: Path, portal_url: str, portal: httpx.Client
+) -> None:
+    code = dossier_code()
+    async with running_hub(
+        database_url=database_url, routes_dir=routes_dir, portal_url=portal_url, workers=False
+    ) as hub:
+        created = (await hub.post("dossier.upserted", dossier(code))).json()["id"]
+        await hub.start_workers()
+        await _wait_state(hub, created, "delivered")
+        await hub.stop_workers()
+        ids = [(await hub.post("dossier.progress", step(code, n))).json()["id"] for n in range(1, 26)]
+        await hub.start_workers()
+        for message_id in ids:
+            await _wait_state(hub, message_id, "delivered")
+    calls = [c for c in portal.get("/_mock/calls").json() if c.get("service") == "CapNhatTienDoHoSoMC"]
+    sizes = [len(c["body"]["data"]) for c in calls]
+    assert sum(sizes) == 25
+    assert max(sizes) <= 10
+    assert max(sizes) > 1, "steps waiting in the queue should have been batched"
+    assert len(portal.get(f"/_mock/dossiers/{code}").json()["steps"]) == 25
+
+
+async def test_a_redelivered_message_is_not_sent_twice(hub: RunningHub, portal: httpx.Client) -> None:
+    payload = dossier()
+    message_id = (await hub.post("dossier.upserted", payload)).json()["id"]
+    await _wait_state(hub, message_id, "delivered")
+    envelope = await hub.hub.store.message_envelope(message_id)
+    assert envelope is not None
+    # What RabbitMQ does when a worker dies after the call and before the ack: the message comes again.
+    await hub.hub.broker.publish(
+        encode_envelope(envelope),
+        routing_key="national-portal",
+        message_id=message_id,
+        headers={ATTEMPT_HEADER: 1},
+    )
+    await asyncio.sleep(1.0)
+    calls = [c for c in portal.get("/_mock/calls").json() if payload["MaHoSo"] in str(c.get("MaHoSo"))]
+    assert len(calls) == 1
+    assert portal.get("/_mock/stats").json()["duplicates"] == 0
+
+
+async def test_a_message_stored_but_never_published_is_relayed(hub: RunningHub, portal: httpx.Client) -> None:
+    # What the ingress leaves behind when it dies between the store commit and the broker confirm.
+    payload = dossier()
+    view, created = await hub.hub.store.accept(
+        message_type="dossier.upserted",
+        source="onestop",
+        dossier_code=payload["MaHoSo"],
+        payload=payload,
+        targets=[("national-portal", "dossier-sync")],
+        idempotency_key=None,
+        message_id=str(uuid.uuid4()),
+    )
+    assert created
+    await _wait_state(hub, view.envelope.id, "delivered", timeout=30)
+
+
+async def test_ingress_answers_503_when_the_broker_is_down(
+    database_url: str, routes_dir: Path, portal_url: str
+) -> None:
+    async with running_hub(
+        database_url=database_url, routes_dir=routes_dir, portal_url=portal_url, workers=False
+    ) as hub:
+        await hub.hub.broker.aclose()
+        hub.hub.broker.url = "amqp://guest:guest@127.0.0.1:1/"
+        payload = dossier()
+        response = await hub.post("dossier.upserted", payload, idempotency_key="k-" + payload["MaHoSo"])
+        assert response.status_code == 503
+        assert "RabbitMQ" in response.json()["detail"]
+        assert "Nothing was accepted" in response.json()["detail"]
+        assert await hub.hub.store.find_by_idempotency_key("onestop", "k-" + payload["MaHoSo"]) is None
+        ready = await hub.client.get(f"{hub.url}/readyz")
+        assert ready.status_code == 503
+        hub.hub.broker.url = RABBITMQ_URL
+        again = await hub.post("dossier.upserted", payload, idempotency_key="k-" + payload["MaHoSo"])
+        assert again.status_code == 202
+
+
+async def test_ingress_answers_503_when_the_store_is_down(routes_dir: Path, portal_url: str, tmp_path: Path) -> None:
+    async with running_hub(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/ok.db",
+        routes_dir=routes_dir,
+        portal_url=portal_url,
+        workers=False,
+    ) as hub:
+        from hub.store import MessageStore
+
+        healthy = hub.hub.store
+        hub.hub.store = MessageStore.open("postgresql+psycopg://postgres@127.0.0.1:1/none")
+        try:
+            response = await hub.post("dossier.upserted", dossier())
+            assert response.status_code == 503
+            assert "message store cannot be reached" in response.json()["detail"]
+            assert response.headers["Retry-After"] == "5"
+        finally:
+            await hub.hub.store.aclose()
+            hub.hub.store = healthy
+
+
+@pytest.mark.slow
+async def test_a_60_second_portal_outage_ends_with_every_message_delivered_once(
+    tmp_path: Path, portal_url: str, portal: httpx.Client, postgres_url: str
+) -> None:
+    routes = write_routes(tmp_path / "routes", portal_url, backoff="[1s, 5s, 10s]", attempts=15)
+    async with running_hub(database_url=postgres_url, routes_dir=routes, portal_url=portal_url) as hub:
+        portal.post("/_mock/faults", json={"outage_seconds": 60, "status": 503})
+        ids = []
+        for _ in range(40):
+            ids.append((await hub.post("dossier.upserted", dossier())).json()["id"])
+        await asyncio.sleep(50)
+        states = {await hub.delivery_state(i) for i in ids}
+        assert states <= {"retrying", "accepted"}, states
+        for message_id in ids:
+            await _wait_state(hub, message_id, "delivered", timeout=40)
+        stats = portal.get("/_mock/stats").json()
+        assert stats["duplicates"] == 0

@@ -1,0 +1,105 @@
+"""Deliveries the hub cannot be sure about: copies of one message, an attempt that timed out after
+reaching the portal, a progress step that overtook its dossier's creation (found by tests/reliability)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.ingress import Publisher
+from hub.store import DeliveryState
+from tests.support.harness import RunningHub, eventually, running_hub, write_routes
+from tests.support.payloads import dossier, dossier_code, step
+
+pytestmark = pytest.mark.integration
+
+
+async def _state(hub: RunningHub, message_id: str) -> str:
+    return await hub.delivery_state(message_id)
+
+
+async def _delivered(hub: RunningHub, message_id: str, timeout: float = 30) -> None:
+    async def done() -> bool:
+        return await _state(hub, message_id) == DeliveryState.DELIVERED
+
+    await eventually(done, timeout=timeout)
+
+
+def _accepted_calls(portal: httpx.Client, service: str) -> list[dict[str, Any]]:
+    return [c for c in portal.get("/_mock/calls").json() if c["service"] == service and c["outcome"] == "accepted"]
+
+
+async def test_two_copies_of_one_message_reach_the_portal_once(hub: RunningHub, portal: httpx.Client) -> None:
+    """A message published twice (a client retry or the outbox relay after the ingress died before
+    recording the broker's confirm) is delivered once, for latest-state and for batched routes."""
+    code = dossier_code()
+    publisher = Publisher(hub.hub)
+    for message_type, payload, route in (
+        ("dossier.upserted", dossier(code), "dossier-sync"),
+        ("dossier.progress", step(code, 1), "dossier-progress"),
+    ):
+        view, _ = await hub.hub.store.accept(
+            message_type=message_type,
+            source="onestop",
+            dossier_code=code,
+            payload=payload,
+            targets=[("national-portal", route)],
+            idempotency_key=None,
+            message_id=str(uuid.uuid4()),
+        )
+        targets = ["national-portal"]
+        await asyncio.gather(*(publisher.publish(view.envelope, targets) for _ in range(3)))
+        await _delivered(hub, view.envelope.id)
+    await asyncio.sleep(0.5)  # let the copies reach the worker
+    assert len(_accepted_calls(portal, "DongBoHoSoMC")) == 1
+    assert len(_accepted_calls(portal, "CapNhatTienDoHoSoMC")) == 1
+    assert portal.get("/_mock/stats").json()["duplicates"] == 0
+
+
+async def test_a_progress_step_that_overtakes_its_dossier_is_retried_not_dead_lettered(
+    hub: RunningHub, portal: httpx.Client
+) -> None:
+    code = dossier_code()
+    portal.post("/_mock/faults", json={"fail_next": 1, "status": 503, "retry_after": 1})
+    created = await hub.post("dossier.upserted", dossier(code))
+    stepped = await hub.post("dossier.progress", step(code, 1))
+    assert created.status_code == stepped.status_code == 202
+    await _delivered(hub, created.json()["id"])
+    await _delivered(hub, stepped.json()["id"])
+    events = (await hub.message(stepped.json()["id"]))["events"]
+    failures = [e["detail"] for e in events if e["kind"] == "attempt_failed"]
+    assert failures, "the step should have reached the portal before its dossier"
+    assert all("still on its way" in detail for detail in failures)
+    assert portal.get(f"/_mock/dossiers/{code}").json()["steps"][0]["NoiDungXuLy"] == "Bước xử lý số 1"
+    services = [c["service"] for c in portal.get("/_mock/calls").json()]
+    assert "TraCuuHoSo" not in services, "a 503 is a clear answer: the retry need not ask the portal first"
+
+
+async def test_an_attempt_that_timed_out_after_reaching_the_portal_is_confirmed_not_resent(
+    database_url: str, tmp_path: Path, portal_url: str, portal: httpx.Client
+) -> None:
+    """The portal took the dossier after the adapter gave up waiting (3 s); the retry asks the portal
+    (TraCuuHoSo) before sending, finds the state there and records it as delivered."""
+    routes = write_routes(tmp_path / "routes", portal_url, backoff="[2s]", attempts=3)
+    async with running_hub(database_url=database_url, routes_dir=routes, portal_url=portal_url) as hub:
+        portal.post("/_mock/faults", json={"latency_ms": 4000})
+        code = dossier_code()
+        response = await hub.post("dossier.upserted", dossier(code))
+        assert response.status_code == 202
+
+        async def call_started() -> bool:
+            return any(c["service"] == "DongBoHoSoMC" for c in portal.get("/_mock/calls").json())
+
+        await eventually(call_started, timeout=10)
+        portal.post("/_mock/faults", json={"latency_ms": 0})  # the call in flight still takes 4 s
+        await _delivered(hub, response.json()["id"], timeout=30)
+        message = await hub.message(response.json()["id"])
+    assert message["deliveries"][0]["attempts"] == 2
+    services = [c["service"] for c in portal.get("/_mock/calls").json()]
+    assert services == ["DongBoHoSoMC", "TraCuuHoSo"]
+    assert portal.get(f"/_mock/dossiers/{code}").json()["status_history"] == [1]

@@ -1,0 +1,145 @@
+"""The ingress API answers as the contract says (real broker, real database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.harness import MINISTRY_KEY, RunningHub, eventually
+from tests.support.payloads import dossier, dossier_code, step
+
+pytestmark = pytest.mark.integration
+
+
+async def test_accepts_a_dossier_and_delivers_it_to_the_portal(hub: RunningHub, portal) -> None:
+    payload = dossier(status=1)
+    response = await hub.post("dossier.upserted", payload)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["targets"] == ["national-portal"]
+
+    async def delivered() -> bool:
+        return await hub.delivery_state(body["id"]) == "delivered"
+
+    await eventually(delivered)
+    at_portal = portal.get(f"/_mock/dossiers/{payload['MaHoSo']}").json()
+    assert at_portal["current"]["TrangThaiHoSo"] == 1
+    assert at_portal["current"]["ChuHoSo"] == "Nguyễn Thị Thử Nghiệm"
+
+
+async def test_the_same_idempotency_key_returns_the_original_id_and_sends_once(hub: RunningHub, portal) -> None:
+    payload = dossier()
+    first = await hub.post("dossier.upserted", payload, idempotency_key="k-" + payload["MaHoSo"])
+    second = await hub.post("dossier.upserted", payload, idempotency_key="k-" + payload["MaHoSo"])
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+    assert second.json()["duplicate"] is True
+
+    async def delivered() -> bool:
+        return await hub.delivery_state(first.json()["id"]) == "delivered"
+
+    await eventually(delivered)
+    calls = [c for c in portal.get("/_mock/calls").json() if payload["MaHoSo"] in str(c)]
+    assert len(calls) == 1
+
+
+async def test_schema_violations_are_422_with_a_sentence_per_field(hub: RunningHub) -> None:
+    payload = dossier(MaHoSo="not-a-code", NgayTiepNhan="2026-11-26", TrangThaiHoSo=42)
+    del payload["ChuHoSo"]
+    response = await hub.post("dossier.upserted", payload)
+    assert response.status_code == 422
+    body = response.json()
+    assert "dossier.upserted" in body["detail"]
+    errors = " | ".join(body["errors"])
+    assert "Field 'MaHoSo'" in errors
+    assert "H15.50.05.13-261008-0975" in errors
+    assert "Field 'NgayTiepNhan'" in errors
+    assert "yyyyMMddHHmmss" in errors
+    assert "Field 'ChuHoSo' is required." in errors
+    assert "Field 'TrangThaiHoSo'" in errors
+    assert len(body["errors"]) == 4
+
+
+async def test_unknown_type_is_422_and_names_the_known_types(hub: RunningHub) -> None:
+    response = await hub.post("dossier.deleted", {"MaHoSo": dossier_code()})
+    assert response.status_code == 422
+    assert "dossier.deleted" in response.json()["detail"]
+    assert "dossier.upserted" in response.json()["detail"]
+
+
+async def test_missing_or_wrong_key_is_401(hub: RunningHub) -> None:
+    no_key = await hub.client.post(f"{hub.url}/v1/messages", json={"type": "dossier.upserted", "payload": dossier()})
+    assert no_key.status_code == 401
+    assert "Authorization: Bearer" in no_key.json()["detail"]
+    wrong = await hub.post("dossier.upserted", dossier(), key="not-the-key")
+    assert wrong.status_code == 401
+
+
+async def test_a_type_the_system_may_not_send_is_403(hub: RunningHub) -> None:
+    response = await hub.post("dossier.upserted", dossier(), key=MINISTRY_KEY)
+    assert response.status_code == 403
+    assert "ministry" in response.json()["detail"]
+    allowed = await hub.post("dossier.progress", step(dossier_code()), key=MINISTRY_KEY)
+    assert allowed.status_code == 202
+
+
+async def test_bad_bodies_get_clear_errors_not_500(hub: RunningHub) -> None:
+    headers = {"Authorization": "Bearer test-key-onestop-not-a-secret", "Content-Type": "application/json"}
+    url = f"{hub.url}/v1/messages"
+    malformed = await hub.client.post(url, content=b'{"type": "dossier.upserted", "payload": {', headers=headers)
+    assert malformed.status_code == 400
+    assert "not valid JSON" in malformed.json()["detail"]
+    not_utf8 = await hub.client.post(
+        url, content=b'{"type": "dossier.upserted", "payload": {"MaHoSo": "\xff"}}', headers=headers
+    )
+    assert not_utf8.status_code == 400
+    assert "UTF-8" in not_utf8.json()["detail"]
+    too_big = await hub.client.post(url, content=b"x" * 2_000_000, headers=headers)
+    assert too_big.status_code == 413
+    shape = await hub.client.post(url, json=["dossier.upserted"], headers=headers)
+    assert shape.status_code == 422
+
+
+async def test_nfd_text_is_normalised_to_nfc(hub: RunningHub, portal) -> None:
+    import unicodedata
+
+    name = unicodedata.normalize("NFD", "Lê Thị Hồng Nhung")
+    payload = dossier(ChuHoSo=name)
+    response = await hub.post("dossier.upserted", payload)
+    assert response.status_code == 202
+    message = await hub.message(response.json()["id"])
+    assert message["payload"]["ChuHoSo"] == unicodedata.normalize("NFC", name)
+
+
+async def test_messages_of_a_dossier_are_listed_in_order(hub: RunningHub) -> None:
+    code = dossier_code()
+    ids = []
+    for status in (1, 2, 4):
+        response = await hub.post("dossier.upserted", dossier(code, status=status))
+        ids.append(response.json()["id"])
+    ids.append((await hub.post("dossier.progress", step(code))).json()["id"])
+    response = await hub.client.get(
+        f"{hub.url}/v1/dossiers/{code}/messages",
+        headers={"Authorization": "Bearer test-key-onestop-not-a-secret"},
+    )
+    assert response.status_code == 200
+    listed = response.json()["messages"]
+    assert [m["id"] for m in listed] == ids
+    assert [m["seq"] for m in listed] == sorted(m["seq"] for m in listed)
+
+
+async def test_health_readiness_metrics_and_contract(hub: RunningHub) -> None:
+    assert (await hub.client.get(f"{hub.url}/healthz")).json() == {"status": "ok"}
+    assert (await hub.client.get(f"{hub.url}/readyz")).json() == {"status": "ready"}
+    response = await hub.post("dossier.upserted", dossier())
+
+    async def delivered() -> bool:
+        return await hub.delivery_state(response.json()["id"]) == "delivered"
+
+    await eventually(delivered)
+    metrics = (await hub.client.get(f"{hub.url}/metrics")).text
+    assert 'hub_messages_accepted_total{route="dossier-sync",source="onestop"} 1.0' in metrics
+    assert 'hub_deliveries_delivered_total{route="dossier-sync",target="national-portal"} 1.0' in metrics
+    assert 'hub_queue_depth{target="national-portal"}' in metrics
+    assert "hub_delivery_latency_seconds_bucket" in metrics
+    spec = (await hub.client.get(f"{hub.url}/openapi.json")).json()
+    assert "/v1/messages" in spec["paths"]

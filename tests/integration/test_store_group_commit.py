@@ -1,0 +1,111 @@
+"""Concurrent ``mark_published`` / ``mark_delivered`` calls share transactions (group commit) and still
+behave exactly like one call at a time: each caller's own rows, cursors that never move back, and
+an error only for the caller whose write is wrong. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from hub.envelope import new_message_id
+from hub.store import DeliveryState, MessageStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[MessageStore]:
+    store = MessageStore.open(database_url)
+    await store.migrate()
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+async def _accept(store: MessageStore, dossier: str, targets: list[str]) -> tuple[str, int]:
+    view, _ = await store.accept(
+        message_type="dossier.upserted",
+        source="onestop",
+        dossier_code=dossier,
+        payload={"MaHoSo": dossier},
+        targets=[(t, "dossier-sync") for t in targets],
+        idempotency_key=None,
+        message_id=new_message_id(),
+    )
+    return view.envelope.id, view.envelope.seq
+
+
+async def _states(store: MessageStore, message_id: str) -> dict[str, tuple[str, int]]:
+    view = await store.message(message_id)
+    assert view is not None
+    return {d.target: (d.state, d.attempts) for d in view.deliveries}
+
+
+async def test_concurrent_publishes_and_deliveries_each_record_their_own_rows(store: MessageStore) -> None:
+    run = uuid.uuid4().hex[:8]
+    messages = [await _accept(store, f"G{run}.{i}-261126-0001", ["portal", "ministry"]) for i in range(40)]
+
+    # Half the messages confirmed for one target only, the rest for both: all at once.
+    await asyncio.gather(
+        *(
+            store.mark_published(message_id, ["portal"] if i % 2 else ["portal", "ministry"])
+            for i, (message_id, _) in enumerate(messages)
+        )
+    )
+    await asyncio.gather(
+        *(
+            store.mark_delivered(
+                message_id, "portal", attempt=1 + i % 3, dossier_code=f"G{run}.{i}-261126-0001", seq=seq
+            )
+            for i, (message_id, seq) in enumerate(messages)
+        )
+    )
+
+    for i, (message_id, seq) in enumerate(messages):
+        states = await _states(store, message_id)
+        assert states["portal"] == (DeliveryState.DELIVERED, 1 + i % 3)
+        assert states["ministry"][0] == (DeliveryState.PENDING if i % 2 else DeliveryState.ACCEPTED)
+        assert await store.cursor("portal", f"G{run}.{i}-261126-0001") == seq
+        view = await store.message(message_id)
+        assert view is not None
+        assert [e.kind for e in view.events if e.target == "portal"] == ["delivered"]
+
+
+async def test_a_dossier_cursor_ends_on_its_newest_state_whatever_order_deliveries_are_recorded(
+    store: MessageStore,
+) -> None:
+    dossier = f"G{uuid.uuid4().hex[:8]}.1-261126-0001"
+    messages = [await _accept(store, dossier, ["portal"]) for _ in range(6)]
+    newest = max(seq for _, seq in messages)
+
+    shuffled = [messages[i] for i in (3, 0, 5, 1, 4, 2)]
+    await asyncio.gather(
+        *(store.mark_delivered(m, "portal", attempt=1, dossier_code=dossier, seq=seq) for m, seq in shuffled)
+    )
+    assert await store.cursor("portal", dossier) == newest
+
+    oldest_id, oldest_seq = messages[0]
+    await store.mark_delivered(oldest_id, "portal", attempt=2, dossier_code=dossier, seq=oldest_seq)
+    assert await store.cursor("portal", dossier) == newest
+
+
+async def test_a_write_that_fails_fails_only_for_its_own_caller(store: MessageStore) -> None:
+    run = uuid.uuid4().hex[:8]
+    good = [await _accept(store, f"G{run}.{i}-261126-0001", ["portal"]) for i in range(5)]
+    unknown_message = "00000000-0000-4000-8000-000000000000"  # not in the store: its timeline row cannot exist
+
+    results = await asyncio.gather(
+        *(store.mark_delivered(m, "portal", attempt=1, dossier_code=None, seq=None) for m, _ in good[:3]),
+        store.mark_delivered(unknown_message, "portal", attempt=1, dossier_code=None, seq=None),
+        *(store.mark_delivered(m, "portal", attempt=1, dossier_code=None, seq=None) for m, _ in good[3:]),
+        return_exceptions=True,
+    )
+
+    assert [type(r).__name__ for r in results] == ["NoneType"] * 3 + [IntegrityError.__name__] + ["NoneType"] * 2
+    for message_id, _ in good:
+        assert (await _states(store, message_id))["portal"] == (DeliveryState.DELIVERED, 1)
