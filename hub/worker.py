@@ -346,6 +346,17 @@ class TargetWorker:
     async def _schedule_retry(self, pending: _Pending, delay: float, exc: TransientDeliveryError) -> None:
         envelope = pending.envelope
         queue = self.broker.topology.retry_queue(self.target, delay)
+        # The store is told first. Were the retry copy published first, a store write slower than the
+        # retry tier would let the copy come back while this original is still unacknowledged: the copy
+        # would be taken for a duplicate and acked, then the original acked, and the message would stay
+        # "retrying" with no copy left anywhere. If the publish below fails, the original is not acked
+        # and goes back to the queue, so "retrying" is still true.
+        await self._store_call(
+            lambda: self.store.mark_retrying(
+                envelope.id, self.target, attempt=pending.attempt, delay_seconds=delay, reason=exc.reason
+            ),
+            required=False,
+        )
         await self._broker_call(
             pending.message,
             lambda: self.broker.publish(
@@ -362,12 +373,9 @@ class TargetWorker:
                 to_default_exchange=True,
             ),
         )
-        await self._store_call(
-            lambda: self.store.mark_retrying(
-                envelope.id, self.target, attempt=pending.attempt, delay_seconds=delay, reason=exc.reason
-            ),
-            required=False,
-        )
+        # From here the retry copy carries the message: it must not be taken for a duplicate of this
+        # original, even if acknowledging the original is slow.
+        self._release(envelope.id, pending.message)
         reason_label = str(exc.status_code) if exc.status_code else "no_answer"
         self.metrics.retried.labels(pending.route.name, self.target, reason_label).inc()
         self.metrics.last_failure.labels(self.target).set(time.time())
@@ -517,6 +525,10 @@ class TargetWorker:
         if len(self._held) > 4 * self.prefetch + 100:
             self._held = {k: m for k, m in self._held.items() if not m.processed and _channel_open(m)}
         return False
+
+    def _release(self, message_id: str, message: AbstractIncomingMessage) -> None:
+        if self._held.get(message_id) is message:
+            del self._held[message_id]
 
     @contextlib.asynccontextmanager
     async def _dossier_lock(self, dossier_code: str) -> AsyncIterator[None]:

@@ -274,3 +274,27 @@ async def test_a_60_second_portal_outage_ends_with_every_message_delivered_once(
             await _wait_state(hub, message_id, "delivered", timeout=40)
         stats = portal.get("/_mock/stats").json()
         assert stats["duplicates"] == 0
+
+
+async def test_a_retry_is_delivered_even_when_recording_it_outlasts_the_retry_tier(
+    hub: RunningHub, portal: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry copy (200 ms tier) comes back before a slow store has recorded the failed attempt
+    (1.5 s here, as on a busy SQLite file). The copy must still be delivered, not dropped as a duplicate
+    of the original, and the late record must not leave the message "retrying"."""
+    store = hub.hub.store
+    record = store.mark_retrying
+
+    async def slow_mark_retrying(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(1.5)
+        await record(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "mark_retrying", slow_mark_retrying)
+    portal.post("/_mock/faults", json={"fail_next": 1, "status": 503})
+    response = await hub.post("dossier.upserted", dossier())
+    message_id = response.json()["id"]
+    await _wait_state(hub, message_id, "delivered", timeout=20)
+    await asyncio.sleep(2)  # nothing written late may move it back
+    assert await hub.delivery_state(message_id) == "delivered"
+    kinds = [e["kind"] for e in (await hub.message(message_id))["events"]]
+    assert kinds.index("attempt_failed") < kinds.index("delivered")
