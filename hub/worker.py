@@ -60,6 +60,8 @@ class _Pending:
     envelope: Envelope
     route: Route
     attempt: int
+    #: The dossier's cursor after this message was recorded as delivered (latest-state routes).
+    cursor_after: int | None = None
 
 
 class TargetWorker:
@@ -168,8 +170,27 @@ class TargetWorker:
                 "carries that type to this target any more. Add the route back and replay it, or discard it.",
             )  # fmt: skip
             return
+        batched = self.adapter.max_batch.get(envelope.type, 1) > 1
+        if route.ordering == "latest-state" and envelope.dossier_code and not batched:
+            # The dossier's lock covers the store read, so the cursor read with the delivery is current
+            # (other processes are covered by _repair_if_overtaken).
+            async with self._dossier_lock(envelope.dossier_code):
+                await self._handle_stored(message, envelope, route, attempt, latest_state=True)
+        else:
+            await self._handle_stored(message, envelope, route, attempt, latest_state=False)
+
+    async def _handle_stored(
+        self, message: AbstractIncomingMessage, envelope: Envelope, route: Route, attempt: int, *, latest_state: bool
+    ) -> None:
+        cursor: int | None = None
         try:
-            delivery = await self.store.delivery(envelope.id, self.target)
+            if latest_state:
+                # One read for both: a read session costs the worker more than its share of a grouped write.
+                delivery, cursor = await self.store.delivery_and_cursor(
+                    envelope.id, self.target, envelope.dossier_code or ""
+                )
+            else:
+                delivery = await self.store.delivery(envelope.id, self.target)
         except StoreUnavailableError as exc:
             log.warning("store_unavailable_requeue", error=str(exc))
             await asyncio.sleep(2)
@@ -182,7 +203,7 @@ class TargetWorker:
             )
             await message.ack()
             return
-        replay = bool(headers.get(REPLAY_HEADER))
+        replay = bool((message.headers or {}).get(REPLAY_HEADER))
         if delivery.state in DeliveryState.FINAL or (delivery.state == DeliveryState.DEAD_LETTERED and not replay):
             log.info("duplicate_skipped", state=delivery.state)
             await message.ack()
@@ -194,18 +215,17 @@ class TargetWorker:
         pending = _Pending(message, envelope, route, attempt)
         if self.adapter.max_batch.get(envelope.type, 1) > 1:
             self._add_to_batch(pending)
-            return
-        if route.ordering == "latest-state" and envelope.dossier_code:
-            async with self._dossier_lock(envelope.dossier_code):
-                await self._deliver_latest_state(pending)
+        elif latest_state:
+            await self._deliver_latest_state(pending, cursor)
         else:
             await self._deliver_one(pending, DeliveryContext(self.target, attempt))
 
     # ------------------------------------------------------------------ delivering
 
-    async def _deliver_latest_state(self, pending: _Pending) -> None:
-        envelope, dossier = pending.envelope, pending.envelope.dossier_code or ""
-        cursor = await self._store_call(lambda: self.store.cursor(self.target, dossier))
+    async def _deliver_latest_state(self, pending: _Pending, cursor: int | None) -> None:
+        """Deliver a full dossier state unless a newer one already reached the target (``cursor``,
+        read under the dossier's lock)."""
+        envelope = pending.envelope
         if cursor is not None and cursor == envelope.seq:
             log.info("duplicate_skipped", state=DeliveryState.DELIVERED)
             await pending.message.ack()
@@ -224,13 +244,12 @@ class TargetWorker:
         context = DeliveryContext(self.target, pending.attempt, target_has_dossier=cursor is not None)
         delivered = await self._deliver_one(pending, context, advance_cursor=True, previous=previous)
         if delivered:
-            await self._repair_if_overtaken(envelope)
+            await self._repair_if_overtaken(envelope, pending.cursor_after)
 
-    async def _repair_if_overtaken(self, envelope: Envelope) -> None:
+    async def _repair_if_overtaken(self, envelope: Envelope, cursor: int | None) -> None:
         """Another worker process may have delivered a newer state while this one was sending an
-        older one; if so, send the newest state again so the target ends on it."""
-        dossier = envelope.dossier_code or ""
-        cursor = await self._store_call(lambda: self.store.cursor(self.target, dossier))
+        older one (``cursor``, as recording this delivery left it, is then newer); if so, send the
+        newest state again so the target ends on it."""
         if cursor is None or cursor <= envelope.seq:
             return
         newest = await self._store_call(lambda: self.store.message_at_seq(cursor))
@@ -264,7 +283,7 @@ class TargetWorker:
                 return False
             self._observe_attempt(started, "delivered")
         seq = envelope.seq if advance_cursor else None
-        await self._store_call(
+        pending.cursor_after = await self._store_call(
             lambda: self.store.mark_delivered(
                 envelope.id, self.target, attempt=pending.attempt, dossier_code=envelope.dossier_code, seq=seq
             )

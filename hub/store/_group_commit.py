@@ -18,28 +18,32 @@ from hub.errors import StoreUnavailableError
 __all__ = ["GroupCommit"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class GroupCommit(Generic[T]):
+class GroupCommit(Generic[T, R]):
     """Writes items with ``write(batch)``; ``submit(item)`` returns once the item's batch is committed.
+
+    ``write`` returns one result per item, in the batch's order (the row's generated key, say);
+    ``submit`` returns its item's.
 
     When a batch fails for another reason than an unreachable store (one item violates a
     constraint, say), its items are written one by one, so only the failing item's caller sees
     the error, as if there were no batching.
     """
 
-    def __init__(self, write: Callable[[Sequence[T]], Awaitable[None]], *, max_batch: int = 200) -> None:
+    def __init__(self, write: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, max_batch: int = 200) -> None:
         self._write = write
         self._max_batch = max_batch
-        self._queue: list[tuple[T, asyncio.Future[None]]] = []
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def submit(self, item: T) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        await future
+        return await future
 
     async def _flush(self) -> None:
         try:
@@ -52,9 +56,9 @@ class GroupCommit(Generic[T]):
             self._queue = []
             raise
 
-    async def _commit(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            await self._write([item for item, _ in batch])
+            results = await self._write([item for item, _ in batch])
         except StoreUnavailableError as exc:
             for _, future in batch:
                 _settle(future, exc)
@@ -65,26 +69,29 @@ class GroupCommit(Generic[T]):
                 return
             for item, future in batch:
                 try:
-                    await self._write([item])
+                    (result,) = await self._write([item])
                 except Exception as single:  # noqa: BLE001 - handed to the caller of this item
                     _settle(future, single)
                 else:
-                    _settle(future, None)
+                    _resolve(future, result)
             return
         except BaseException as exc:
             for _, future in batch:
                 _settle(future, exc)
             raise
-        for _, future in batch:
-            _settle(future, None)
+        for (_, future), result in zip(batch, results, strict=True):
+            _resolve(future, result)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _resolve(future: asyncio.Future[R], result: R) -> None:
+    if not future.done():  # the caller was cancelled; its write went ahead anyway
+        future.set_result(result)
+
+
+def _settle(future: asyncio.Future[R], error: BaseException) -> None:
     if future.done():  # the caller was cancelled; its write went ahead anyway
         return
-    if error is None:
-        future.set_result(None)
-    elif isinstance(error, asyncio.CancelledError):
+    if isinstance(error, asyncio.CancelledError):
         future.cancel()
     else:
         future.set_exception(error)

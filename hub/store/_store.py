@@ -78,6 +78,18 @@ class MessageView:
 
 
 @dataclass(frozen=True, slots=True)
+class _Accepted:
+    message_id: str
+    message_type: str
+    source: str
+    dossier_code: str | None
+    idempotency_key: str | None
+    payload: dict[str, Any]
+    targets: tuple[tuple[str, str], ...]
+    accepted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class _Delivered:
     message_id: str
     target: str
@@ -164,8 +176,9 @@ class MessageStore:
         # turn) until it is free. Queueing this process's writers here instead wakes the next one
         # as soon as the previous commits: several times the throughput under concurrent requests.
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
-        self._published: GroupCommit[tuple[str, tuple[str, ...]]] = GroupCommit(self._write_published)
-        self._delivered: GroupCommit[_Delivered] = GroupCommit(self._write_delivered)
+        self._accepted: GroupCommit[_Accepted, int] = GroupCommit(self._write_accepted)
+        self._published: GroupCommit[tuple[str, tuple[str, ...]], None] = GroupCommit(self._write_published)
+        self._delivered: GroupCommit[_Delivered, int | None] = GroupCommit(self._write_delivered)
 
     @classmethod
     def open(cls, url: str, *, pool_size: int = 20) -> MessageStore:
@@ -265,33 +278,13 @@ class MessageStore:
             existing = await self.find_by_idempotency_key(source, idempotency_key)
             if existing is not None:
                 return existing, False
-        now = _now()
+        item = _Accepted(
+            message_id, message_type, source, dossier_code, idempotency_key, payload, tuple(targets), _now()
+        )
         try:
-            async with self._session(write=True) as session:
-                row = MessageRow(
-                    id=message_id,
-                    type=message_type,
-                    source=source,
-                    dossier_code=dossier_code,
-                    idempotency_key=idempotency_key,
-                    payload=payload,
-                    accepted_at=now,
-                )
-                session.add(row)
-                await session.flush()
-                for target, route in targets:
-                    session.add(
-                        DeliveryRow(
-                            message_id=message_id,
-                            target=target,
-                            route=route,
-                            state=DeliveryState.PENDING,
-                            attempts=0,
-                            updated_at=now,
-                        )
-                    )
-                session.add(DeliveryEventRow(message_id=message_id, target=None, kind="accepted", at=now))
-                envelope = _envelope(row)
+            # Concurrent requests share a transaction (see :mod:`._group_commit`); each returns once
+            # its own message is committed.
+            seq = await self._accepted.submit(item)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -299,8 +292,55 @@ class MessageStore:
             if existing is None:
                 raise
             return existing, False
-        deliveries = tuple(DeliveryView(t, r, DeliveryState.PENDING, 0, None, None, None, now) for t, r in targets)
+        envelope = Envelope(
+            id=message_id, seq=seq, type=message_type, source=source, dossier_code=dossier_code,
+            payload=payload, accepted_at=item.accepted_at,
+        )  # fmt: skip
+        deliveries = tuple(
+            DeliveryView(t, r, DeliveryState.PENDING, 0, None, None, None, item.accepted_at) for t, r in targets
+        )
         return MessageView(envelope, idempotency_key, deliveries), True
+
+    async def _write_accepted(self, items: Sequence[_Accepted]) -> list[int]:
+        """One multi-row insert per table; returns each message's ``seq`` in the items' order."""
+        messages = cast(Table, MessageRow.__table__)
+        async with self._session(write=True) as session:
+            inserted = await session.execute(
+                insert(messages).returning(messages.c.seq, sort_by_parameter_order=True),
+                [
+                    {
+                        "id": i.message_id,
+                        "type": i.message_type,
+                        "source": i.source,
+                        "dossier_code": i.dossier_code,
+                        "idempotency_key": i.idempotency_key,
+                        "payload": i.payload,
+                        "accepted_at": i.accepted_at,
+                    }
+                    for i in items
+                ],
+            )
+            seqs = [int(seq) for seq in inserted.scalars().all()]
+            await session.execute(
+                insert(cast(Table, DeliveryRow.__table__)),
+                [
+                    {
+                        "message_id": i.message_id,
+                        "target": target,
+                        "route": route,
+                        "state": DeliveryState.PENDING,
+                        "attempts": 0,
+                        "updated_at": i.accepted_at,
+                    }
+                    for i in items
+                    for target, route in i.targets
+                ],
+            )
+            await session.execute(
+                insert(cast(Table, DeliveryEventRow.__table__)),
+                [{"message_id": i.message_id, "target": None, "kind": "accepted", "at": i.accepted_at} for i in items],
+            )
+        return seqs
 
     async def find_by_idempotency_key(self, source: str, key: str) -> MessageView | None:
         async with self._session() as session:
@@ -320,7 +360,7 @@ class MessageStore:
         """
         await self._published.submit((message_id, tuple(targets)))
 
-    async def _write_published(self, items: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+    async def _write_published(self, items: Sequence[tuple[str, tuple[str, ...]]]) -> list[None]:
         by_targets: dict[tuple[str, ...], list[str]] = {}
         for message_id, targets in items:
             by_targets.setdefault(targets, []).append(message_id)
@@ -337,6 +377,7 @@ class MessageStore:
                     .values(state=DeliveryState.ACCEPTED, published_at=now, updated_at=now)
                     .execution_options(synchronize_session=False)
                 )
+        return [None] * len(items)
 
     async def forget_unpublished(self, message_id: str) -> bool:
         """Remove a message whose publish failed before 202, so a 503 really means 'not accepted'.
@@ -393,6 +434,15 @@ class MessageStore:
             row = await session.get(MessageRow, seq)
             return None if row is None else _envelope(row)
 
+    async def delivery_and_cursor(
+        self, message_id: str, target: str, dossier_code: str
+    ) -> tuple[DeliveryView | None, int | None]:
+        """:meth:`delivery` and :meth:`cursor` in one read (the worker needs both for each dossier state)."""
+        async with self._session() as session:
+            row = await session.get(DeliveryRow, (message_id, target))
+            cursor = await session.get(DossierCursorRow, (target, dossier_code))
+            return (None if row is None else _delivery(row)), (None if cursor is None else cursor.delivered_seq)
+
     async def cursor(self, target: str, dossier_code: str) -> int | None:
         async with self._session() as session:
             row = await session.get(DossierCursorRow, (target, dossier_code))
@@ -420,14 +470,16 @@ class MessageStore:
 
     async def mark_delivered(
         self, message_id: str, target: str, *, attempt: int, dossier_code: str | None, seq: int | None
-    ) -> None:
+    ) -> int | None:
         """Record a delivery; ``seq`` (for full-state messages) moves the dossier's cursor forward.
 
-        Returns once committed; concurrent calls share a transaction (see :mod:`._group_commit`).
+        Returns, when ``seq`` is given, the dossier's cursor as this write left it: greater than
+        ``seq`` when another worker delivered a newer state meanwhile. Returns once committed;
+        concurrent calls share a transaction (see :mod:`._group_commit`).
         """
-        await self._delivered.submit(_Delivered(message_id, target, attempt, dossier_code, seq))
+        return await self._delivered.submit(_Delivered(message_id, target, attempt, dossier_code, seq))
 
-    async def _write_delivered(self, items: Sequence[_Delivered]) -> None:
+    async def _write_delivered(self, items: Sequence[_Delivered]) -> list[int | None]:
         now = _now()
         cursors: dict[tuple[str, str], int] = {}
         for item in items:
@@ -457,11 +509,18 @@ class MessageStore:
                 )
                 for item in items
             )
-            if cursors:
-                await self._advance_cursors(session, cursors)
+            after = await self._advance_cursors(session, cursors) if cursors else {}
+        return [
+            after.get((i.target, i.dossier_code)) if i.dossier_code is not None and i.seq is not None else None
+            for i in items
+        ]
 
-    async def _advance_cursors(self, session: AsyncSession, cursors: dict[tuple[str, str], int]) -> None:
-        """Move each ``(target, dossier) -> seq`` cursor forward (never back); create the missing ones."""
+    async def _advance_cursors(
+        self, session: AsyncSession, cursors: dict[tuple[str, str], int]
+    ) -> dict[tuple[str, str], int]:
+        """Move each ``(target, dossier) -> seq`` cursor forward (never back); create the missing ones.
+
+        Returns every cursor as it now stands."""
         table = cast(Table, DossierCursorRow.__table__)
         await session.execute(
             update(table)
@@ -474,15 +533,18 @@ class MessageStore:
             [{"b_target": t, "b_dossier": d, "b_seq": seq} for (t, d), seq in cursors.items()],
         )
         existing = await session.execute(
-            select(table.c.target, table.c.dossier_code).where(
+            select(table.c.target, table.c.dossier_code, table.c.delivered_seq).where(
                 table.c.target.in_({t for t, _ in cursors}), table.c.dossier_code.in_({d for _, d in cursors})
             )
         )
-        missing = cursors.keys() - {(t, d) for t, d in existing.all()}
+        after = {(t, d): int(seq) for t, d, seq in existing.all() if (t, d) in cursors}
+        missing = cursors.keys() - after.keys()
         if missing:
             await session.execute(
                 insert(table), [{"target": t, "dossier_code": d, "delivered_seq": cursors[t, d]} for t, d in missing]
             )
+            after.update((key, cursors[key]) for key in missing)
+        return after
 
     async def mark_delivered_many(self, message_ids: Sequence[str], target: str, *, attempts: Sequence[int]) -> None:
         await self._write_delivered(

@@ -1,4 +1,4 @@
-"""Concurrent ``mark_published`` / ``mark_delivered`` calls share transactions (group commit) and still
+"""Concurrent ``accept`` / ``mark_published`` / ``mark_delivered`` calls share transactions (group commit) and still
 behave exactly like one call at a time: each caller's own rows, cursors that never move back, and
 an error only for the caller whose write is wrong. On SQLite and PostgreSQL."""
 
@@ -84,13 +84,16 @@ async def test_a_dossier_cursor_ends_on_its_newest_state_whatever_order_deliveri
     newest = max(seq for _, seq in messages)
 
     shuffled = [messages[i] for i in (3, 0, 5, 1, 4, 2)]
-    await asyncio.gather(
+    left = await asyncio.gather(
         *(store.mark_delivered(m, "portal", attempt=1, dossier_code=dossier, seq=seq) for m, seq in shuffled)
     )
     assert await store.cursor("portal", dossier) == newest
+    # Each caller learns the cursor its write left: never older than its own state.
+    assert all(cursor is not None and cursor >= seq for cursor, (_, seq) in zip(left, shuffled, strict=True))
 
     oldest_id, oldest_seq = messages[0]
-    await store.mark_delivered(oldest_id, "portal", attempt=2, dossier_code=dossier, seq=oldest_seq)
+    # A worker that delivered an old state learns that a newer one was delivered meanwhile.
+    assert await store.mark_delivered(oldest_id, "portal", attempt=2, dossier_code=dossier, seq=oldest_seq) == newest
     assert await store.cursor("portal", dossier) == newest
 
 
@@ -109,3 +112,47 @@ async def test_a_write_that_fails_fails_only_for_its_own_caller(store: MessageSt
     assert [type(r).__name__ for r in results] == ["NoneType"] * 3 + [IntegrityError.__name__] + ["NoneType"] * 2
     for message_id, _ in good:
         assert (await _states(store, message_id))["portal"] == (DeliveryState.DELIVERED, 1)
+
+
+async def test_concurrent_accepts_get_their_own_rows_in_order_and_idempotency_keys_still_hold(
+    store: MessageStore,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+
+    async def accept(i: int, key: str | None) -> tuple[str, int, bool, str]:
+        message_id = new_message_id()
+        view, created = await store.accept(
+            message_type="dossier.upserted",
+            source="onestop",
+            dossier_code=f"G{run}.{i}-261126-0001",
+            payload={"MaHoSo": f"G{run}.{i}-261126-0001", "n": i},
+            targets=[("portal", "dossier-sync"), ("ministry", "dossier-progress")],
+            idempotency_key=key,
+            message_id=message_id,
+        )
+        return view.envelope.id, view.envelope.seq, created, message_id
+
+    # 40 new messages and 10 keys each sent twice, all at once: the repeats land in the same batches.
+    calls = [accept(i, None) for i in range(40)] + [accept(100 + i % 10, f"{run}-key-{i % 10}") for i in range(20)]
+    results = await asyncio.gather(*calls)
+
+    fresh = results[:40]
+    assert all(created and stored_id == asked_id for stored_id, _, created, asked_id in fresh)
+    seqs = [seq for _, seq, _, _ in fresh]
+    assert seqs == sorted(seqs), "seq follows the order the calls were made in"
+    assert len(set(seqs)) == 40
+    for stored_id, seq, _, _ in fresh[:5]:
+        view = await store.message(stored_id)
+        assert view is not None
+        assert view.envelope.seq == seq
+        assert {d.target: d.state for d in view.deliveries} == {
+            "portal": DeliveryState.PENDING,
+            "ministry": DeliveryState.PENDING,
+        }
+        assert [e.kind for e in view.events] == ["accepted"]
+
+    keyed = results[40:]
+    for k in range(10):
+        first, second = keyed[k], keyed[k + 10]
+        assert first[0] == second[0], "both sends of one key name the same stored message"
+        assert sorted([first[2], second[2]]) == [False, True], "exactly one of them created it"
