@@ -52,6 +52,20 @@ __all__ = ["SCENARIOS", "Bench", "BenchConfig"]
 MB = 1024 * 1024
 
 
+class CpuMeter:
+    """CPU time used by the consuming process and the mock portal since it was created; with the
+    producer's (read as it finished), reported per message: where the machine's time went."""
+
+    def __init__(self, worker: ChildProcess | None, mock: ChildProcess | None) -> None:
+        self._processes = {"consumer": worker, "mock": mock}
+        self._start = {name: p.cpu_seconds() if p else 0.0 for name, p in self._processes.items()}
+
+    def per_message(self, count: int, *, producer: float) -> str:
+        used = {name: (p.cpu_seconds() if p else 0.0) - self._start[name] for name, p in self._processes.items()}
+        used["producer"] = producer
+        return ", ".join(f"{name} {1000 * seconds / max(count, 1):.2f}" for name, seconds in used.items())
+
+
 @dataclass
 class BenchConfig:
     quick: bool = False
@@ -99,6 +113,10 @@ def say(message: str) -> None:
 
 class Bench:
     """Shared state of one run: the mock portal, ids, the run folder and the report."""
+
+    def cpu_meter(self, *, worker: ChildProcess | None) -> CpuMeter:
+        """Starts counting the CPU time of a consuming process and of the mock portal."""
+        return CpuMeter(worker, self.mock)
 
     def __init__(self, config: BenchConfig, run_dir: Path, run_id: str, report: Report) -> None:
         self.config = config
@@ -268,7 +286,8 @@ class HubDeployment:
             env=self.env,
         )  # fmt: skip
         try:
-            return await child.event("done", timeout=max(120.0, count / 20))
+            done = await child.event("done", timeout=max(120.0, count / 20))
+            return {**done, "cpu_seconds": child.cpu_seconds()}
         finally:
             await child.stop()
 
@@ -277,11 +296,15 @@ class HubDeployment:
         first = self.bench.take(count)
         await self.bench.reset_mock(fail_first_percent=fail_first_percent)
         deliveries = count * len(self.targets)
+        cpu = self.bench.cpu_meter(worker=self.worker)
         async with profiled(self.worker, self.bench.profile_dir if profile else None, profile):
             done = await self.produce(first, count)
             stats = await self.bench.wait_accepted(deliveries, f"hub {self.name}")
         published, delivered = done["finished_at"] - done["started_at"], stats["last_at"] - done["started_at"]
-        say(f"  hub: {count} messages published in {published:.1f} s, all delivered after {delivered:.1f} s")
+        say(
+            f"  hub: {count} messages published in {published:.1f} s, all delivered after {delivered:.1f} s; "
+            f"CPU ms/msg: {cpu.per_message(deliveries, producer=done['cpu_seconds'])}"
+        )
         return deliveries / delivered
 
     async def warm_up(self, count: int) -> None:
@@ -368,7 +391,8 @@ class RawQueues:
             argv += ["--rate", str(rate), "--confirms-out", str(confirms_out)]
         child = await ChildProcess.start("raw-producer", argv, log_dir=self.bench.run_dir)
         try:
-            return await child.event("done", timeout=max(120.0, count / 50))
+            done = await child.event("done", timeout=max(120.0, count / 50))
+            return {**done, "cpu_seconds": child.cpu_seconds()}
         finally:
             await child.stop()
 
@@ -379,8 +403,13 @@ class RawQueues:
         consumer = await self.start_consumer(deliveries, http=http)
         try:
             await self.bench.reset_mock()
+            cpu = self.bench.cpu_meter(worker=consumer)
             produced = await self.produce(first, count)
             done = await consumer.event("done", timeout=max(120.0, deliveries / 20))
+            say(
+                f"  raw ({'with' if http else 'without'} HTTP call): CPU ms/msg: "
+                f"{cpu.per_message(deliveries, producer=produced['cpu_seconds'])}"
+            )
         finally:
             await consumer.stop()
         if http:
@@ -516,11 +545,22 @@ async def ingress(bench: Bench) -> None:
         await _load(bench, bare_url, warm, "wb")
         for attempt in range(config.repeat):
             say(f"ingress {attempt + 1}/{config.repeat}: {config.ingress_connections} connections, {generator}")
+            assert hub.ingress is not None
+            hub_cpu = hub.ingress.cpu_seconds()
             async with profiled(hub.ingress, bench.profile_dir, f"ingress-{attempt + 1}"):
                 hub_rate = await _load(bench, hub.url, config.ingress_seconds, f"h{attempt}")
+            hub_cpu = hub.ingress.cpu_seconds() - hub_cpu
+            bare_cpu = bare.cpu_seconds()
             bare_rate = await _load(bench, bare_url, config.ingress_seconds, f"b{attempt}")
+            bare_cpu = bare.cpu_seconds() - bare_cpu
             figure.add(hub_rate, bare_rate)
-            say(f"  hub {hub_rate:.0f} req/s, bare endpoint {bare_rate:.0f} req/s")
+            # CPU per request, and how busy the server process was (1.0 = one core all the time).
+            say(
+                f"  hub {hub_rate:.0f} req/s, {1000 * hub_cpu / max(hub_rate * config.ingress_seconds, 1):.2f} "
+                f"ms CPU/req, {hub_cpu / config.ingress_seconds:.2f} cores; bare endpoint {bare_rate:.0f} req/s, "
+                f"{1000 * bare_cpu / max(bare_rate * config.ingress_seconds, 1):.2f} ms CPU/req, "
+                f"{bare_cpu / config.ingress_seconds:.2f} cores"
+            )
             await _purge([f"{hub.namespace}.target.{hub.targets[0]}", *raw.queues])
     finally:
         await bare.stop()

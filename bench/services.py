@@ -130,6 +130,14 @@ class ChildProcess:
         child._reader = asyncio.create_task(child._read_events())
         return child
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far (from ``/proc``; 0 where there is none)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     async def _read_events(self) -> None:
         assert self.process.stdout is not None
         while line := await self.process.stdout.readline():

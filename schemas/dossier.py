@@ -66,8 +66,10 @@ def parse_portal_timestamp(value: str) -> datetime:
     """Parse ``yyyyMMddHHmmss`` (Asia/Ho_Chi_Minh wall time); raise ValueError with a sentence."""
     if not _TIMESTAMP_PATTERN.match(value):
         raise ValueError(f"must be a date and time written yyyyMMddHHmmss (14 digits), got {value!r}")
-    try:
-        return datetime.strptime(value, "%Y%m%d%H%M%S")
+    try:  # the pattern checked the 14 digits; datetime() checks the date (strptime is 10x slower)
+        return datetime(
+            int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[8:10]), int(value[10:12]), int(value[12:14])
+        )
     except ValueError:
         raise ValueError(f"is not a real date and time: {value!r}") from None
 

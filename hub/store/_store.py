@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, event, func, insert, select, text, update
+from sqlalchemy import Select, Table, bindparam, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from hub.envelope import Envelope
 from hub.errors import StoreUnavailableError
@@ -119,6 +119,29 @@ def _envelope(row: MessageRow) -> Envelope:
         payload=row.payload,
         accepted_at=_aware(row.accepted_at) or _now(),
     )
+
+
+def _delivery_statement(*, with_cursor: bool) -> Select[Any]:
+    """Built once: building a statement and its cache key costs more than running it."""
+    deliveries = cast(Table, DeliveryRow.__table__)
+    columns: list[Any] = [
+        deliveries.c.route, deliveries.c.state, deliveries.c.attempts, deliveries.c.next_attempt_at,
+        deliveries.c.last_error, deliveries.c.delivered_at, deliveries.c.updated_at,
+    ]  # fmt: skip
+    if with_cursor:
+        cursors = cast(Table, DossierCursorRow.__table__)
+        columns.append(
+            select(cursors.c.delivered_seq)
+            .where(cursors.c.target == bindparam("target"), cursors.c.dossier_code == bindparam("dossier_code"))
+            .scalar_subquery()
+        )
+    return select(*columns).where(
+        deliveries.c.message_id == bindparam("message_id"), deliveries.c.target == bindparam("target")
+    )
+
+
+_DELIVERY = _delivery_statement(with_cursor=False)
+_DELIVERY_AND_CURSOR = _delivery_statement(with_cursor=True)
 
 
 def _delivery(row: DeliveryRow) -> DeliveryView:
@@ -225,6 +248,19 @@ class MessageStore:
                 yield session
         except IntegrityError:
             raise
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise StoreUnavailableError(
+                f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "check that the database is running and HUB_DATABASE_URL is right."
+            ) from exc
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for the worker's hot reads: one Core statement, no ORM session around it
+        (a session costs more than the primary-key lookups it would carry)."""
+        try:
+            async with self._engine.connect() as connection:
+                yield connection
         except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
             raise StoreUnavailableError(
                 f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
@@ -420,9 +456,8 @@ class MessageStore:
     # ------------------------------------------------------------------ worker
 
     async def delivery(self, message_id: str, target: str) -> DeliveryView | None:
-        async with self._session() as session:
-            row = await session.get(DeliveryRow, (message_id, target))
-            return None if row is None else _delivery(row)
+        delivery, _ = await self._delivery_read(message_id, target, None)
+        return delivery
 
     async def message_envelope(self, message_id: str) -> Envelope | None:
         async with self._session() as session:
@@ -437,11 +472,23 @@ class MessageStore:
     async def delivery_and_cursor(
         self, message_id: str, target: str, dossier_code: str
     ) -> tuple[DeliveryView | None, int | None]:
-        """:meth:`delivery` and :meth:`cursor` in one read (the worker needs both for each dossier state)."""
-        async with self._session() as session:
-            row = await session.get(DeliveryRow, (message_id, target))
-            cursor = await session.get(DossierCursorRow, (target, dossier_code))
-            return (None if row is None else _delivery(row)), (None if cursor is None else cursor.delivered_seq)
+        """:meth:`delivery` and :meth:`cursor` in one statement (the worker needs both for each dossier state)."""
+        return await self._delivery_read(message_id, target, dossier_code)
+
+    async def _delivery_read(
+        self, message_id: str, target: str, dossier_code: str | None
+    ) -> tuple[DeliveryView | None, int | None]:
+        statement = _DELIVERY_AND_CURSOR if dossier_code is not None else _DELIVERY
+        params = {"message_id": message_id, "target": target, "dossier_code": dossier_code}
+        async with self._read() as connection:
+            row = (await connection.execute(statement, params)).first()
+        if row is None:
+            return None, None
+        delivery = DeliveryView(
+            target=target, route=row[0], state=row[1], attempts=row[2], next_attempt_at=_aware(row[3]),
+            last_error=row[4], delivered_at=_aware(row[5]), updated_at=_aware(row[6]) or _now(),
+        )  # fmt: skip
+        return delivery, (None if dossier_code is None or row[7] is None else int(row[7]))
 
     async def cursor(self, target: str, dossier_code: str) -> int | None:
         async with self._session() as session:
