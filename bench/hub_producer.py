@@ -2,7 +2,8 @@
 
 For each message it does what the ingress does after validation: ``store.accept`` (message and a
 pending delivery per routed target, one transaction), publish to every target with a broker
-confirm, ``store.mark_published``. ``--concurrency`` messages are in flight at once (like that many
+confirm, ``store.mark_published`` (not waited for, as in the ingress). ``--concurrency`` messages are
+in flight at once (like that many
 concurrent requests). Settings come from the ``HUB_*`` environment, as for the ``hub`` command.
 Prints ``{"event": "done", "started_at": …, "finished_at": …}`` (monotonic clock).
 """
@@ -54,7 +55,7 @@ async def produce(run: str, first: int, count: int, concurrency: int) -> tuple[f
                 idempotency_key=None,
                 message_id=new_message_id(),
             )
-            await publisher.publish(view.envelope, list(targets))
+            await publisher.publish(view.envelope, list(targets), wait_for_record=False)  # as the ingress does
 
     try:
         started = time.monotonic()

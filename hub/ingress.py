@@ -48,7 +48,9 @@ class Publisher:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
-    async def publish(self, envelope: Envelope, targets: list[str]) -> None:
+    async def publish(self, envelope: Envelope, targets: list[str], *, wait_for_record: bool = True) -> None:
+        """Publish with confirms; then record the confirm, waiting for that write or (``wait_for_record=False``,
+        the ingress) not: the 202 needs the message stored and confirmed, which it is by then."""
         body = encode_envelope(envelope)
         headers = {ATTEMPT_HEADER: 1, TYPE_HEADER: envelope.type, DOSSIER_HEADER: envelope.dossier_code or ""}
         await asyncio.gather(
@@ -57,13 +59,24 @@ class Publisher:
                 for target in targets
             )
         )
-        await self.hub.store.mark_published(envelope.id, targets)
+        await self.hub.store.mark_published(envelope.id, targets, wait=wait_for_record)
 
     async def relay_unpublished(self, older_than: timedelta) -> int:
-        """Publish messages that were stored but never confirmed (the transactional outbox)."""
+        """Publish messages that were stored but never confirmed (the transactional outbox).
+
+        One message the broker cannot take (its queue was deleted, say) is logged and skipped, so it
+        does not hold back the others; when the broker itself is away, the round stops.
+        """
         count = 0
-        for envelope, targets in await self.hub.store.unpublished(older_than):
-            await self.publish(envelope, targets)
+        known = list(self.hub.routes.targets)
+        for envelope, targets in await self.hub.store.unpublished(older_than, targets=known):
+            try:
+                await self.publish(envelope, targets)
+            except BrokerUnavailableError as exc:
+                if not self.hub.broker.connected:
+                    raise
+                log.exception("outbox_relay_failed", message_id=envelope.id, targets=targets, error=str(exc))
+                continue
             count += 1
             log.warning("outbox_relayed", message_id=envelope.id, targets=targets)
         return count
@@ -267,7 +280,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         pending = [d.target for d in view.deliveries if d.state == DeliveryState.PENDING]
         if pending:
             try:
-                await publisher.publish(view.envelope, pending)
+                await publisher.publish(view.envelope, pending, wait_for_record=False)
             except (BrokerUnavailableError, StoreUnavailableError) as exc:
                 log.exception("ingress_publish_failed", error=str(exc))
                 outcome = "It may still be delivered; send it again later with the same Idempotency-Key."

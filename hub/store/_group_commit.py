@@ -32,21 +32,37 @@ class GroupCommit(Generic[T, R]):
     the error, as if there were no batching.
     """
 
-    def __init__(self, write: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, max_batch: int = 200) -> None:
+    def __init__(
+        self, write: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, max_batch: int = 200, linger: float = 0.0
+    ) -> None:
         self._write = write
         self._max_batch = max_batch
+        #: Seconds a flush waits for more items before its first batch: worth it where nobody waits
+        #: for the write (see :meth:`submit_later`), as each transaction has a fixed cost.
+        self._linger = linger
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
+        return await self.submit_later(item)
+
+    def submit_later(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item`` and return at once; the future settles when its batch is committed."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return future
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is written (or has failed)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.wait([self._flusher])
 
     async def _flush(self) -> None:
         try:
+            if self._linger:
+                await asyncio.sleep(self._linger)
             while self._queue:
                 batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 await self._commit(batch)

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, event, func, insert, select, text, update
+import structlog
+from sqlalchemy import Select, Table, bindparam, delete, event, func, insert, select, text, true, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -24,6 +25,8 @@ from hub.envelope import Envelope
 from hub.errors import StoreUnavailableError
 from hub.store._group_commit import GroupCommit
 from hub.store.models import DeliveryEventRow, DeliveryRow, DossierCursorRow, MessageRow
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["DeliveryState", "DeliveryView", "EventView", "MessageStore", "MessageView"]
 
@@ -96,6 +99,15 @@ class _Delivered:
     attempt: int
     dossier_code: str | None
     seq: int | None
+
+
+def _log_failed_background_write(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and (error := future.exception()) is not None:
+        log.warning(
+            "store_write_deferred_failed",
+            error=str(error),
+            detail="A confirmed message stays 'pending'; the outbox relay publishes it again.",
+        )
 
 
 def _now() -> datetime:
@@ -200,7 +212,9 @@ class MessageStore:
         # as soon as the previous commits: several times the throughput under concurrent requests.
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
         self._accepted: GroupCommit[_Accepted, int] = GroupCommit(self._write_accepted)
-        self._published: GroupCommit[tuple[str, tuple[str, ...]], None] = GroupCommit(self._write_published)
+        self._published: GroupCommit[tuple[str, tuple[str, ...]], None] = GroupCommit(
+            self._write_published, linger=0.005
+        )
         self._delivered: GroupCommit[_Delivered, int | None] = GroupCommit(self._write_delivered)
 
     @classmethod
@@ -235,6 +249,8 @@ class MessageStore:
         return self._engine
 
     async def aclose(self) -> None:
+        for writes in (self._accepted, self._published, self._delivered):
+            await writes.drain()
         await self._engine.dispose()
 
     # ------------------------------------------------------------------ plumbing
@@ -342,7 +358,9 @@ class MessageStore:
         messages = cast(Table, MessageRow.__table__)
         async with self._session(write=True) as session:
             inserted = await session.execute(
-                insert(messages).returning(messages.c.seq, sort_by_parameter_order=True),
+                # Unordered RETURNING, matched by id: asking for the parameters' order makes SQLAlchemy
+                # insert one row per statement on SQLite.
+                insert(messages).returning(messages.c.id, messages.c.seq),
                 [
                     {
                         "id": i.message_id,
@@ -356,7 +374,8 @@ class MessageStore:
                     for i in items
                 ],
             )
-            seqs = [int(seq) for seq in inserted.scalars().all()]
+            seq_of = {message_id: int(seq) for message_id, seq in inserted.all()}
+            seqs = [seq_of[i.message_id] for i in items]
             await session.execute(
                 insert(cast(Table, DeliveryRow.__table__)),
                 [
@@ -389,12 +408,19 @@ class MessageStore:
                 return None
             return await self._view(session, row, with_events=False)
 
-    async def mark_published(self, message_id: str, targets: Iterable[str]) -> None:
+    async def mark_published(self, message_id: str, targets: Iterable[str], *, wait: bool = True) -> None:
         """The broker confirmed the message for these targets: pending → accepted.
 
-        Returns once committed; concurrent calls share a transaction (see :mod:`._group_commit`).
+        Concurrent calls share a transaction (see :mod:`._group_commit`). With ``wait=False`` it
+        returns at once and the write follows within milliseconds, in a larger batch. The message is
+        already in the store and confirmed by the broker, so nothing can be lost meanwhile: should
+        the write never happen (the process dies, the database is away), the message stays
+        ``pending`` and the outbox relay publishes it again, a copy the worker recognises.
         """
-        await self._published.submit((message_id, tuple(targets)))
+        if wait:
+            await self._published.submit((message_id, tuple(targets)))
+            return
+        self._published.submit_later((message_id, tuple(targets))).add_done_callback(_log_failed_background_write)
 
     async def _write_published(self, items: Sequence[tuple[str, tuple[str, ...]]]) -> list[None]:
         by_targets: dict[tuple[str, ...], list[str]] = {}
@@ -435,15 +461,19 @@ class MessageStore:
             await session.execute(delete(MessageRow).where(MessageRow.id == message_id))
             return True
 
-    async def unpublished(self, older_than: timedelta, limit: int = 500) -> list[tuple[Envelope, list[str]]]:
-        """Messages stored but never confirmed by the broker (the ingress died or the broker failed)."""
+    async def unpublished(
+        self, older_than: timedelta, limit: int = 500, *, targets: Iterable[str] | None = None
+    ) -> list[tuple[Envelope, list[str]]]:
+        """Messages stored but never confirmed by the broker (the ingress died or the broker failed);
+        only towards ``targets`` when given (those the caller can publish to)."""
         cutoff = _now() - older_than
+        only = DeliveryRow.target.in_(list(targets)) if targets is not None else true()
         async with self._session() as session:
             rows = (
                 await session.execute(
                     select(MessageRow, DeliveryRow.target)
                     .join(DeliveryRow, DeliveryRow.message_id == MessageRow.id)
-                    .where(DeliveryRow.state == DeliveryState.PENDING, DeliveryRow.updated_at < cutoff)
+                    .where(DeliveryRow.state == DeliveryState.PENDING, DeliveryRow.updated_at < cutoff, only)
                     .order_by(MessageRow.seq)
                     .limit(limit)
                 )

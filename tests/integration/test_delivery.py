@@ -215,6 +215,22 @@ async def test_a_message_stored_but_never_published_is_relayed(hub: RunningHub, 
     await _wait_state(hub, view.envelope.id, "delivered", timeout=30)
 
 
+async def test_an_unpublishable_stored_message_does_not_hold_back_the_relay(hub: RunningHub) -> None:
+    # An older pending message towards a target this hub no longer has (its route was removed).
+    async def stored(targets: list[tuple[str, str]]) -> str:
+        payload = dossier()
+        view, _ = await hub.hub.store.accept(
+            message_type="dossier.upserted", source="onestop", dossier_code=payload["MaHoSo"], payload=payload,
+            targets=targets, idempotency_key=None, message_id=str(uuid.uuid4()),
+        )  # fmt: skip
+        return view.envelope.id
+
+    stuck = await stored([("target-removed-from-routes", "old-route")])
+    relayed = await stored([("national-portal", "dossier-sync")])
+    await _wait_state(hub, relayed, "delivered", timeout=30)
+    assert next(d["state"] for d in (await hub.message(stuck))["deliveries"]) == "pending"
+
+
 async def test_ingress_answers_503_when_the_broker_is_down(
     database_url: str, routes_dir: Path, portal_url: str
 ) -> None:

@@ -156,3 +156,22 @@ async def test_concurrent_accepts_get_their_own_rows_in_order_and_idempotency_ke
         first, second = keyed[k], keyed[k + 10]
         assert first[0] == second[0], "both sends of one key name the same stored message"
         assert sorted([first[2], second[2]]) == [False, True], "exactly one of them created it"
+
+
+async def test_a_publish_recorded_without_waiting_is_written_soon_and_before_the_store_closes(
+    database_url: str,
+) -> None:
+    store = MessageStore.open(database_url)
+    await store.migrate()
+    run = uuid.uuid4().hex[:8]
+    messages = [await _accept(store, f"G{run}.{i}-261126-0001", ["portal"]) for i in range(30)]
+    for message_id, _ in messages:
+        await store.mark_published(message_id, ["portal"], wait=False)  # returns before the write
+    await store.aclose()  # waits for the queued writes
+
+    reopened = MessageStore.open(database_url)
+    try:
+        for message_id, _ in messages:
+            assert (await _states(reopened, message_id))["portal"] == (DeliveryState.ACCEPTED, 0)
+    finally:
+        await reopened.aclose()

@@ -11,6 +11,7 @@ import pytest
 from tests.reliability.conftest import HubFactory, Scale, ScratchDatabase
 from tests.reliability.reconciliation import Figures, reconcile
 from tests.reliability.traffic import TrafficStream, plan_messages
+from tests.support.logs import count_events
 from tests.support.processes import HubProcess
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
@@ -21,7 +22,7 @@ KILL_AT = (0.25, 0.5, 0.75)
 def _wait_deliveries(worker: HubProcess, count: int, timeout: float = 60.0) -> None:
     """Wait until ``worker`` logged ``count`` deliveries: it is then busy, with a full prefetch in hand."""
     deadline = time.monotonic() + timeout
-    while worker.output().count('"event": "delivered"') < count:
+    while count_events(worker.output(), "delivered") < count:
         if time.monotonic() > deadline:
             raise AssertionError(f"{worker.name} delivered fewer than {count} messages:\n{worker.output()[-2000:]}")
         time.sleep(0.1)
@@ -62,7 +63,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
         portal_url=portal_url,
         settle_timeout=scale.settle_timeout,
     )
-    figures.notes["confirmed_by_target"] = hub.logs(tail=10**9).count('"event": "confirmed_by_target"')
+    figures.notes["confirmed_by_target"] = count_events(hub.logs(tail=10**9), "confirmed_by_target")
     record_figures.append(figures)
     figures.assert_accounted(max_repeated_steps=len(KILL_AT) * prefetch, logs=hub.logs())
 

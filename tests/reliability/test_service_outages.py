@@ -13,6 +13,7 @@ from tests.reliability.conftest import HubFactory, Scale, ScratchDatabase, unava
 from tests.reliability.faults import broker_stopped, rabbitmqctl_available, terminate_backends
 from tests.reliability.reconciliation import Figures, reconcile
 from tests.reliability.traffic import TrafficStream, plan_messages
+from tests.support.logs import count_events
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
@@ -54,7 +55,7 @@ def test_broker_stopped_and_started_mid_stream_loses_and_duplicates_nothing(
     figures.notes.update(
         broker_down_seconds=outage,
         answered_503=sum(m.statuses.count(503) for m in stream.messages),
-        retry_publishes_refused=hub.logs(tail=10**9).count('"event": "broker_publish_failed_message_kept"'),
+        retry_publishes_refused=count_events(hub.logs(tail=10**9), "broker_publish_failed_message_kept"),
         accepted_while_down=accepted_during,
     )
     record_figures.append(figures)
