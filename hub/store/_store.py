@@ -271,6 +271,21 @@ class MessageStore:
             ) from exc
 
     @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on a bare connection for the grouped writes: Core statements need no ORM session,
+        whose own cost is most of a small transaction's. Takes the write turn like ``_session(write=True)``."""
+        try:
+            async with self._write_turn or nullcontext(), self._engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise StoreUnavailableError(
+                f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "check that the database is running and HUB_DATABASE_URL is right."
+            ) from exc
+
+    @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A bare connection for the worker's hot reads: one Core statement, no ORM session around it
         (a session costs more than the primary-key lookups it would carry)."""
@@ -356,8 +371,8 @@ class MessageStore:
     async def _write_accepted(self, items: Sequence[_Accepted]) -> list[int]:
         """One multi-row insert per table; returns each message's ``seq`` in the items' order."""
         messages = cast(Table, MessageRow.__table__)
-        async with self._session(write=True) as session:
-            inserted = await session.execute(
+        async with self._write() as connection:
+            inserted = await connection.execute(
                 # Unordered RETURNING, matched by id: asking for the parameters' order makes SQLAlchemy
                 # insert one row per statement on SQLite.
                 insert(messages).returning(messages.c.id, messages.c.seq),
@@ -376,7 +391,7 @@ class MessageStore:
             )
             seq_of = {message_id: int(seq) for message_id, seq in inserted.all()}
             seqs = [seq_of[i.message_id] for i in items]
-            await session.execute(
+            await connection.execute(
                 insert(cast(Table, DeliveryRow.__table__)),
                 [
                     {
@@ -391,7 +406,7 @@ class MessageStore:
                     for target, route in i.targets
                 ],
             )
-            await session.execute(
+            await connection.execute(
                 insert(cast(Table, DeliveryEventRow.__table__)),
                 [{"message_id": i.message_id, "target": None, "kind": "accepted", "at": i.accepted_at} for i in items],
             )
@@ -427,17 +442,17 @@ class MessageStore:
         for message_id, targets in items:
             by_targets.setdefault(targets, []).append(message_id)
         now = _now()
-        async with self._session(write=True) as session:
+        deliveries = cast(Table, DeliveryRow.__table__)
+        async with self._write() as connection:
             for targets, message_ids in by_targets.items():
-                await session.execute(
-                    update(DeliveryRow)
+                await connection.execute(
+                    update(deliveries)
                     .where(
-                        DeliveryRow.message_id.in_(message_ids),
-                        DeliveryRow.target.in_(targets),
-                        DeliveryRow.state == DeliveryState.PENDING,
+                        deliveries.c.message_id.in_(message_ids),
+                        deliveries.c.target.in_(targets),
+                        deliveries.c.state == DeliveryState.PENDING,
                     )
                     .values(state=DeliveryState.ACCEPTED, published_at=now, updated_at=now)
-                    .execution_options(synchronize_session=False)
                 )
         return [None] * len(items)
 
@@ -563,9 +578,9 @@ class MessageStore:
             if item.dossier_code is not None and item.seq is not None:
                 key = (item.target, item.dossier_code)
                 cursors[key] = max(item.seq, cursors.get(key, item.seq))
-        async with self._session(write=True) as session:
+        async with self._write() as connection:
             deliveries = cast(Table, DeliveryRow.__table__)  # a Core executemany: no ORM row checks
-            await session.execute(
+            await connection.execute(
                 update(deliveries)
                 .where(
                     deliveries.c.message_id == bindparam("b_message_id"),
@@ -580,26 +595,33 @@ class MessageStore:
                 ),
                 [{"b_message_id": i.message_id, "b_target": i.target, "b_attempts": i.attempt} for i in items],
             )
-            session.add_all(
-                DeliveryEventRow(
-                    message_id=item.message_id, target=item.target, kind="delivered", attempt=item.attempt, at=now
-                )
-                for item in items
+            await connection.execute(
+                insert(cast(Table, DeliveryEventRow.__table__)),
+                [
+                    {
+                        "message_id": i.message_id,
+                        "target": i.target,
+                        "kind": "delivered",
+                        "attempt": i.attempt,
+                        "at": now,
+                    }
+                    for i in items
+                ],
             )
-            after = await self._advance_cursors(session, cursors) if cursors else {}
+            after = await self._advance_cursors(connection, cursors) if cursors else {}
         return [
             after.get((i.target, i.dossier_code)) if i.dossier_code is not None and i.seq is not None else None
             for i in items
         ]
 
     async def _advance_cursors(
-        self, session: AsyncSession, cursors: dict[tuple[str, str], int]
+        self, connection: AsyncConnection | AsyncSession, cursors: dict[tuple[str, str], int]
     ) -> dict[tuple[str, str], int]:
         """Move each ``(target, dossier) -> seq`` cursor forward (never back); create the missing ones.
 
         Returns every cursor as it now stands."""
         table = cast(Table, DossierCursorRow.__table__)
-        await session.execute(
+        await connection.execute(
             update(table)
             .where(
                 table.c.target == bindparam("b_target"),
@@ -609,7 +631,7 @@ class MessageStore:
             .values(delivered_seq=bindparam("b_seq")),
             [{"b_target": t, "b_dossier": d, "b_seq": seq} for (t, d), seq in cursors.items()],
         )
-        existing = await session.execute(
+        existing = await connection.execute(
             select(table.c.target, table.c.dossier_code, table.c.delivered_seq).where(
                 table.c.target.in_({t for t, _ in cursors}), table.c.dossier_code.in_({d for _, d in cursors})
             )
@@ -617,7 +639,7 @@ class MessageStore:
         after = {(t, d): int(seq) for t, d, seq in existing.all() if (t, d) in cursors}
         missing = cursors.keys() - after.keys()
         if missing:
-            await session.execute(
+            await connection.execute(
                 insert(table), [{"target": t, "dossier_code": d, "delivered_seq": cursors[t, d]} for t, d in missing]
             )
             after.update((key, cursors[key]) for key in missing)
