@@ -101,6 +101,21 @@ class _Delivered:
     seq: int | None
 
 
+@asynccontextmanager
+async def _reachable() -> AsyncIterator[None]:
+    """Turn a database that cannot be reached into StoreUnavailableError with a sentence (a constraint
+    violation, also a DBAPIError, passes unchanged)."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+        raise StoreUnavailableError(
+            f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "check that the database is running and HUB_DATABASE_URL is right."
+        ) from exc
+
+
 def _log_failed_background_write(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and (error := future.exception()) is not None:
         log.warning(
@@ -259,44 +274,22 @@ class MessageStore:
     async def _session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in a transaction; ``write=True`` for one that changes rows (see ``_write_turn``)."""
         turn = self._write_turn if write else None
-        try:
-            async with turn or nullcontext(), self._sessions() as session, session.begin():
-                yield session
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise StoreUnavailableError(
-                f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                "check that the database is running and HUB_DATABASE_URL is right."
-            ) from exc
+        async with _reachable(), turn or nullcontext(), self._sessions() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction on a bare connection for the grouped writes: Core statements need no ORM session,
         whose own cost is most of a small transaction's. Takes the write turn like ``_session(write=True)``."""
-        try:
-            async with self._write_turn or nullcontext(), self._engine.begin() as connection:
-                yield connection
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise StoreUnavailableError(
-                f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                "check that the database is running and HUB_DATABASE_URL is right."
-            ) from exc
+        async with _reachable(), self._write_turn or nullcontext(), self._engine.begin() as connection:
+            yield connection
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A bare connection for the worker's hot reads: one Core statement, no ORM session around it
         (a session costs more than the primary-key lookups it would carry)."""
-        try:
-            async with self._engine.connect() as connection:
-                yield connection
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise StoreUnavailableError(
-                f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                "check that the database is running and HUB_DATABASE_URL is right."
-            ) from exc
+        async with _reachable(), self._engine.connect() as connection:
+            yield connection
 
     async def migrate(self) -> None:
         """Bring the schema up to date with Alembic (safe to call from several processes at once)."""
