@@ -568,6 +568,10 @@ class TargetWorker:
         With ``required=False`` a store that stays down is logged and the step skipped: the
         broker already holds the message, and the next step records its state.
         """
+        try:  # the usual case, without setting up a retry loop for every call
+            return await call()
+        except StoreUnavailableError:
+            log.warning("store_unavailable_retrying")
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(StoreUnavailableError),

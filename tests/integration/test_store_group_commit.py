@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -175,3 +176,34 @@ async def test_a_publish_recorded_without_waiting_is_written_soon_and_before_the
             assert (await _states(reopened, message_id))["portal"] == (DeliveryState.ACCEPTED, 0)
     finally:
         await reopened.aclose()
+
+
+async def test_the_sqlite_fast_read_answers_exactly_as_the_usual_read(tmp_path: Path) -> None:
+    store = MessageStore.open(f"sqlite:///{tmp_path / 'hub.db'}")
+    await store.migrate()
+    try:
+        dossier = "G1.1-261126-0001"
+        message_id, seq = await _accept(store, dossier, ["portal", "ministry"])
+        await store.mark_delivered(message_id, "portal", attempt=2, dossier_code=dossier, seq=seq)
+        await store.mark_retrying(message_id, "ministry", attempt=1, delay_seconds=5, reason="HTTP 503.")
+        asked = [
+            (message_id, "portal", dossier),
+            (message_id, "ministry", None),
+            ("no-such-message", "portal", dossier),
+        ]
+
+        fast = [await store._delivery_read(*a) for a in asked]
+        assert store._loop_reader is not None, "the fast path was taken"
+        assert fast[0][0] is not None
+        assert fast[0][0].state == DeliveryState.DELIVERED
+        assert fast[0][0].delivered_at is not None
+        assert fast[0][0].delivered_at.tzinfo is not None
+        assert fast[0][1] == seq
+        assert fast[1][0] is not None
+        assert fast[1][0].next_attempt_at is not None
+        assert fast[2] == (None, None)
+
+        store._sqlite_file = None  # the usual read through SQLAlchemy
+        assert [await store._delivery_read(*a) for a in asked] == fast
+    finally:
+        await store.aclose()
