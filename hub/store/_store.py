@@ -511,6 +511,43 @@ class MessageStore:
             grouped.setdefault(message.id, (_envelope(message), []))[1].append(target)
         return list(grouped.values())
 
+    async def overdue_retries(
+        self, overdue_by: timedelta, *, targets: Iterable[str], limit: int = 200
+    ) -> list[tuple[Envelope, str, int]]:
+        """``(envelope, target, attempts)`` of deliveries still ``retrying`` ``overdue_by`` after their
+        retry was due: their retry copy has not come back from RabbitMQ's retry tier."""
+        cutoff = _now() - overdue_by
+        async with self._session() as session:
+            rows = (
+                await session.execute(
+                    select(MessageRow, DeliveryRow.target, DeliveryRow.attempts)
+                    .join(DeliveryRow, DeliveryRow.message_id == MessageRow.id)
+                    .where(
+                        DeliveryRow.state == DeliveryState.RETRYING,
+                        DeliveryRow.next_attempt_at < cutoff,
+                        DeliveryRow.target.in_(list(targets)),
+                    )
+                    .order_by(MessageRow.seq)
+                    .limit(limit)
+                )
+            ).all()
+        return [(_envelope(message), target, attempts) for message, target, attempts in rows]
+
+    async def postpone_retry(self, message_id: str, target: str, *, seconds: float) -> bool:
+        """Move an overdue retry's due time on after sending it again (only while it is still retrying)."""
+        async with self._write() as connection:
+            deliveries = cast(Table, DeliveryRow.__table__)
+            result = await connection.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.message_id == message_id,
+                    deliveries.c.target == target,
+                    deliveries.c.state == DeliveryState.RETRYING,
+                )
+                .values(next_attempt_at=_now() + timedelta(seconds=seconds))
+            )
+            return bool(result.rowcount)
+
     # ------------------------------------------------------------------ worker
 
     async def delivery(self, message_id: str, target: str) -> DeliveryView | None:

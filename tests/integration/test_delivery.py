@@ -314,3 +314,27 @@ async def test_a_retry_is_delivered_even_when_recording_it_outlasts_the_retry_ti
     assert await hub.delivery_state(message_id) == "delivered"
     kinds = [e["kind"] for e in (await hub.message(message_id))["events"]]
     assert kinds.index("attempt_failed") < kinds.index("delivered")
+
+
+async def test_a_retry_copy_that_never_comes_back_from_rabbitmq_is_sent_again(
+    hub: RunningHub, portal: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quorum queue can keep an expired message instead of dead-lettering it (after a broker restart,
+    rabbitmq/rabbitmq-server#10718). Here the retry copy is confirmed but never arrives; the store knows the
+    retry is overdue and the ingress's relay sends it again."""
+    broker = hub.hub.broker
+    publish = broker.publish
+    retry_prefix = broker.topology.retry_queue("national-portal", 1).rsplit(".", 1)[0]
+
+    async def losing_retry_copies(body: bytes, *, routing_key: str, **kwargs: object) -> None:
+        if routing_key.startswith(retry_prefix):
+            return  # "confirmed", then lost inside the broker
+        await publish(body, routing_key=routing_key, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(broker, "publish", losing_retry_copies)
+    portal.post("/_mock/faults", json={"fail_next": 1, "status": 503})
+    response = await hub.post("dossier.upserted", dossier())
+    message_id = response.json()["id"]
+    await _wait_state(hub, message_id, "retrying", timeout=10)
+    await _wait_state(hub, message_id, "delivered", timeout=40)
+    assert (await hub.message(message_id))["deliveries"][0]["attempts"] == 2
