@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hub.errors import StoreUnavailableError
+from hub.store import reachable
 from hub.store.models import PaymentCallbackRow, PaymentRow
 
 __all__ = ["CallbackRecord", "Payment", "PaymentLedger", "PaymentState", "SettleOutcome"]
@@ -165,16 +165,8 @@ class PaymentLedger:
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise StoreUnavailableError(
-                f"The payment ledger cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                "check that the database is running and HUB_DATABASE_URL is right."
-            ) from exc
+        async with reachable("The payment ledger"), self._sessions() as session, session.begin():
+            yield session
 
     # ------------------------------------------------------------------ orders
 

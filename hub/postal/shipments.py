@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hub.errors import StoreUnavailableError
+from hub.store import reachable
 from hub.store.models import ShipmentEventRow, ShipmentRow
 
 __all__ = ["Shipment", "ShipmentBook", "ShipmentState", "TrackingRecord"]
@@ -117,16 +117,8 @@ class ShipmentBook:
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise StoreUnavailableError(
-                f"The shipment book cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                "check that the database is running and HUB_DATABASE_URL is right."
-            ) from exc
+        async with reachable("The shipment book"), self._sessions() as session, session.begin():
+            yield session
 
     # ------------------------------------------------------------------ orders
 

@@ -1,5 +1,6 @@
 """The message store (SQLAlchemy 2; SQLite by default, PostgreSQL in production)."""
 
+from hub.store._errors import reachable
 from hub.store._store import (
     DeliveryState,
     DeliveryView,
@@ -9,4 +10,4 @@ from hub.store._store import (
     wait_for_store,
 )
 
-__all__ = ["DeliveryState", "DeliveryView", "EventView", "MessageStore", "MessageView", "wait_for_store"]
+__all__ = ["DeliveryState", "DeliveryView", "EventView", "MessageStore", "MessageView", "reachable", "wait_for_store"]

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from hub.envelope import Envelope
 from hub.errors import StoreUnavailableError
+from hub.store._errors import reachable
 from hub.store._group_commit import GroupCommit
 from hub.store.models import DeliveryEventRow, DeliveryRow, DossierCursorRow, MessageRow
 
@@ -100,21 +101,6 @@ class _Delivered:
     attempt: int
     dossier_code: str | None
     seq: int | None
-
-
-@asynccontextmanager
-async def _reachable() -> AsyncIterator[None]:
-    """Turn a database that cannot be reached into StoreUnavailableError with a sentence (a constraint
-    violation, also a DBAPIError, passes unchanged)."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-        raise StoreUnavailableError(
-            f"The message store cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-            "check that the database is running and HUB_DATABASE_URL is right."
-        ) from exc
 
 
 def _log_failed_background_write(future: asyncio.Future[None]) -> None:
@@ -294,21 +280,25 @@ class MessageStore:
     async def _session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in a transaction; ``write=True`` for one that changes rows (see ``_write_turn``)."""
         turn = self._write_turn if write else None
-        async with _reachable(), turn or nullcontext(), self._sessions() as session, session.begin():
+        async with reachable("The message store"), turn or nullcontext(), self._sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction on a bare connection for the grouped writes: Core statements need no ORM session,
         whose own cost is most of a small transaction's. Takes the write turn like ``_session(write=True)``."""
-        async with _reachable(), self._write_turn or nullcontext(), self._engine.begin() as connection:
+        async with (
+            reachable("The message store"),
+            self._write_turn or nullcontext(),
+            self._engine.begin() as connection,
+        ):
             yield connection
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A bare connection for the worker's hot reads: one Core statement, no ORM session around it
         (a session costs more than the primary-key lookups it would carry)."""
-        async with _reachable(), self._engine.connect() as connection:
+        async with reachable("The message store"), self._engine.connect() as connection:
             yield connection
 
     async def migrate(self) -> None:
