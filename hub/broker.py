@@ -27,6 +27,7 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection, DeliveryMode
 
+from hub.envelope import Envelope
 from hub.errors import BrokerUnavailableError
 
 __all__ = ["Broker", "Topology"]
@@ -37,6 +38,11 @@ ATTEMPT_HEADER = "x-hub-attempt"
 REASON_HEADER = "x-hub-reason"
 TYPE_HEADER = "x-hub-type"
 DOSSIER_HEADER = "x-hub-dossier"
+
+
+def delivery_headers(envelope: Envelope, *, attempt: int) -> dict[str, Any]:
+    """The headers every copy of a message to a target carries: its attempt number, type and dossier."""
+    return {ATTEMPT_HEADER: attempt, TYPE_HEADER: envelope.type, DOSSIER_HEADER: envelope.dossier_code or ""}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from hub.auth import AuthenticationError, SystemKeys
 from hub.bootstrap import Hub
-from hub.broker import ATTEMPT_HEADER, DOSSIER_HEADER, TYPE_HEADER
+from hub.broker import delivery_headers
 from hub.envelope import Envelope, encode_envelope, new_message_id, normalize_text
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
 from hub.routing import SystemSpec
@@ -52,7 +52,7 @@ class Publisher:
         """Publish with confirms; then record the confirm, waiting for that write or (``wait_for_record=False``,
         the ingress) not: the 202 needs the message stored and confirmed, which it is by then."""
         body = encode_envelope(envelope)
-        headers = {ATTEMPT_HEADER: 1, TYPE_HEADER: envelope.type, DOSSIER_HEADER: envelope.dossier_code or ""}
+        headers = delivery_headers(envelope, attempt=1)
         await asyncio.gather(
             *(
                 self.hub.broker.publish(body, routing_key=target, message_id=envelope.id, headers=headers)
@@ -72,13 +72,11 @@ class Publisher:
         for envelope, target, attempts in await self.hub.store.overdue_retries(
             overdue_by, targets=list(self.hub.routes.targets)
         ):
-            headers = {
-                ATTEMPT_HEADER: attempts + 1,
-                TYPE_HEADER: envelope.type,
-                DOSSIER_HEADER: envelope.dossier_code or "",
-            }
             await self.hub.broker.publish(
-                encode_envelope(envelope), routing_key=target, message_id=envelope.id, headers=headers
+                encode_envelope(envelope),
+                routing_key=target,
+                message_id=envelope.id,
+                headers=delivery_headers(envelope, attempt=attempts + 1),
             )
             await self.hub.store.postpone_retry(envelope.id, target, seconds=overdue_by.total_seconds())
             count += 1

@@ -14,7 +14,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from hub.bootstrap import Hub
-from hub.broker import ATTEMPT_HEADER, DOSSIER_HEADER, TYPE_HEADER
+from hub.broker import delivery_headers
 from hub.envelope import Envelope, encode_envelope
 from hub.errors import HubError
 from hub.store import DeliveryState, DeliveryView
@@ -139,12 +139,7 @@ async def _republish(hub: Hub, message_id: str, target: str, actor: str) -> None
         encode_envelope(envelope),
         routing_key=target,
         message_id=message_id,
-        headers={
-            ATTEMPT_HEADER: 1,
-            REPLAY_HEADER: 1,
-            TYPE_HEADER: envelope.type,
-            DOSSIER_HEADER: envelope.dossier_code or "",
-        },
+        headers={**delivery_headers(envelope, attempt=1), REPLAY_HEADER: 1},
     )
     await hub.store.mark_replayed(message_id, target, actor=actor)
     log.info("replayed", message_id=message_id, target=target, actor=actor)

@@ -32,7 +32,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from hub.adapter import Adapter, ConfirmsDelivery, DeliveryContext
-from hub.broker import ATTEMPT_HEADER, DOSSIER_HEADER, REASON_HEADER, TYPE_HEADER, Broker
+from hub.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, delivery_headers
 from hub.envelope import Envelope, decode_envelope, encode_envelope
 from hub.errors import (
     BrokerUnavailableError,
@@ -383,11 +383,10 @@ class TargetWorker:
                 routing_key=queue,
                 message_id=envelope.id,
                 headers={
-                    ATTEMPT_HEADER: pending.attempt + 1,
+                    **delivery_headers(envelope, attempt=pending.attempt + 1),
                     REASON_HEADER: exc.reason[:1000],
                     # No answer (a timeout, a dropped connection): the target may have taken it.
                     IN_DOUBT_HEADER: int(_in_doubt(pending) or exc.status_code is None),
-                    **_type_headers(envelope),
                 },
                 to_default_exchange=True,
             ),
@@ -418,7 +417,7 @@ class TargetWorker:
                 encode_envelope(envelope),
                 routing_key=self.broker.topology.dlq(self.target),
                 message_id=envelope.id,
-                headers={ATTEMPT_HEADER: attempt, REASON_HEADER: reason[:4000], **_type_headers(envelope)},
+                headers={**delivery_headers(envelope, attempt=attempt), REASON_HEADER: reason[:4000]},
                 to_default_exchange=True,
             ),
         )
@@ -617,7 +616,3 @@ def _int_header(value: Any, *, default: int) -> int:
         return max(int(value), 1)
     except (TypeError, ValueError):
         return default
-
-
-def _type_headers(envelope: Envelope) -> dict[str, Any]:
-    return {TYPE_HEADER: envelope.type, DOSSIER_HEADER: envelope.dossier_code or ""}
