@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import structlog
 from sqlalchemy import Select, Table, bindparam, delete, event, func, insert, select, text, true, update
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -162,13 +163,9 @@ def _delivery_statement(*, with_cursor: bool) -> Select[Any]:
 
 
 _DELIVERY = _delivery_statement(with_cursor=False)
-#: The same read for the SQLite fast path (``MessageStore._read_on_loop``).
-_DELIVERY_SQL = (
-    "SELECT route, state, attempts, next_attempt_at, last_error, delivered_at, updated_at, "
-    "(SELECT delivered_seq FROM dossier_cursors WHERE target = :target AND dossier_code = :dossier_code) "
-    "FROM deliveries WHERE message_id = :message_id AND target = :target"
-)
 _DELIVERY_AND_CURSOR = _delivery_statement(with_cursor=True)
+#: The same read as plain SQL for the SQLite fast path (``MessageStore._read_on_loop``).
+_DELIVERY_SQL = str(_DELIVERY_AND_CURSOR.compile(dialect=SQLiteDialect(paramstyle="named")))
 
 
 def _delivery(row: DeliveryRow) -> DeliveryView:
