@@ -269,6 +269,11 @@ async def test_a_cancelled_payment_sends_nothing_and_a_refund_needs_an_unperform
     reference = await open_payment(hub, code)
     await platform.post(f"/_mock/payments/{reference}/complete", json={"outcome": "paid"})
     await eventually(lambda: received(receiver, "payment.completed", code))
+
+    async def paid_state_resent() -> bool:  # the hub re-sends the dossier as paid after payment.completed
+        return await stored_count(hub, "dossier.upserted", code) == 2
+
+    await eventually(paid_state_resent)  # so the one-stop system's next state is the newest
     finished = await hub.post("dossier.upserted", dossier(code, status=10))
     assert finished.status_code == 202
     performed = await request(hub, "payment.refund", {"MaHoSo": code, "LyDo": "Thử hoàn tiền"})
