@@ -25,7 +25,14 @@ from hub.errors import BrokerUnavailableError, HubError, StoreUnavailableError
 from hub.store import DeliveryState
 from hub.store.models import MessageRow
 
-__all__ = ["OriginatedMessage", "OriginationError", "latest_dossier_state", "originate"]
+__all__ = [
+    "DossierState",
+    "OriginatedMessage",
+    "OriginationError",
+    "dossier_states",
+    "latest_dossier_state",
+    "originate",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -38,9 +45,23 @@ class OriginationError(HubError):
 
 @dataclass(frozen=True, slots=True)
 class OriginatedMessage:
+    """The stored message (``created`` False: the one an earlier call with the same key stored)."""
+
     id: str
+    seq: int
     created: bool
     targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DossierState:
+    """One ``dossier.upserted`` the hub accepted: the dossier's full state, and where it sits in ``seq`` order."""
+
+    seq: int
+    message_id: str
+    source: str
+    idempotency_key: str | None
+    payload: dict[str, Any]
 
 
 async def originate(
@@ -97,28 +118,57 @@ async def originate(
             except (BrokerUnavailableError, StoreUnavailableError) as exc:
                 log.warning("originated_publish_deferred", message_id=view.envelope.id, error=str(exc))
     log.info("originated", type=message_type, message_id=view.envelope.id, duplicate=not created)
-    return OriginatedMessage(view.envelope.id, created, tuple(view.targets()))
+    return OriginatedMessage(view.envelope.id, view.envelope.seq, created, tuple(view.targets()))
 
 
-async def latest_dossier_state(engine: AsyncEngine, dossier_code: str) -> dict[str, Any] | None:
-    """The payload of the newest ``dossier.upserted`` of ``dossier_code`` the hub accepted, if any.
+async def latest_dossier_state(engine: AsyncEngine, dossier_code: str) -> DossierState | None:
+    """The newest ``dossier.upserted`` of ``dossier_code`` the hub accepted, if any.
 
     The one-stop system sends a dossier's full state with every change, so the newest one is the
     dossier as the hub last knew it.
     """
+    states = await dossier_states(engine, dossier_code, limit=1)
+    return states[0] if states else None
+
+
+async def dossier_states(
+    engine: AsyncEngine,
+    dossier_code: str,
+    *,
+    source: str | None = None,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int | None = None,
+) -> list[DossierState]:
+    """The ``dossier.upserted`` of ``dossier_code``, newest first: from ``source`` only, and with a ``seq``
+    strictly between ``after_seq`` and ``before_seq``, when given.
+
+    Raises :class:`StoreUnavailableError` when the store cannot be reached.
+    """
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     statement = (
-        select(MessageRow.payload)
+        select(MessageRow.seq, MessageRow.id, MessageRow.source, MessageRow.idempotency_key, MessageRow.payload)
         .where(MessageRow.dossier_code == dossier_code, MessageRow.type == DOSSIER_UPSERTED)
         .order_by(MessageRow.seq.desc())
-        .limit(1)
     )
+    if source is not None:
+        statement = statement.where(MessageRow.source == source)
+    if after_seq is not None:
+        statement = statement.where(MessageRow.seq > after_seq)
+    if before_seq is not None:
+        statement = statement.where(MessageRow.seq < before_seq)
+    if limit is not None:
+        statement = statement.limit(limit)
     try:
         async with engine.connect() as connection:
-            payload = (await connection.execute(statement)).scalar_one_or_none()
+            rows = (await connection.execute(statement)).all()
     except (OperationalError, DBAPIError, OSError) as exc:
         raise StoreUnavailableError(
             f"The message store cannot be reached ({type(exc).__name__}); check that the database is running."
         ) from exc
-    return dict(payload) if isinstance(payload, dict) else None
+    return [
+        DossierState(int(seq), str(message_id), str(source_), key, dict(payload))
+        for seq, message_id, source_, key, payload in rows
+        if isinstance(payload, dict)
+    ]

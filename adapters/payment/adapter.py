@@ -185,9 +185,10 @@ class PaymentPlatformAdapter:
             from hub.origination import latest_dossier_state
 
             state = await latest_dossier_state(self._engine, ask.MaHoSo)
-            if state is not None and state.get("TrangThaiHoSo") in _PERFORMED_STATUSES:
+            status = state.payload.get("TrangThaiHoSo") if state is not None else None
+            if status in _PERFORMED_STATUSES:
                 raise PermanentDeliveryError(
-                    f"Dossier {ask.MaHoSo} was processed (TrangThaiHoSo {state.get('TrangThaiHoSo')} in the "
+                    f"Dossier {ask.MaHoSo} was processed (TrangThaiHoSo {status} in the "
                     "hub's latest state), so its fee is not refunded. A refund is for a service that was not "
                     "performed; send the dossier's new state first if that is wrong."
                 )

@@ -187,8 +187,9 @@ class VNPostAdapter:
         from hub.origination import latest_dossier_state
 
         state = await latest_dossier_state(self._engine, dossier_code) if self._engine is not None else None
-        name = party.FullName or (state or {}).get("ChuHoSo")
-        phone = party.Phone or (state or {}).get("SoDienThoai")
+        known = state.payload if state is not None else {}
+        name = party.FullName or known.get("ChuHoSo")
+        phone = party.Phone or known.get("SoDienThoai")
         if not name or not phone:
             raise PermanentDeliveryError(
                 f"postal.order for dossier {dossier_code} lacks the applicant's FullName or Phone, and the hub holds "

@@ -7,7 +7,10 @@ unique MaGiaoDich and conditional update make a duplicated or replayed callback 
 * ``payment.completed`` goes to the targets of its routes (the one-stop system);
 * the dossier's newest state the hub holds (its latest ``dossier.upserted``) is sent again with
   ``DuocThanhToanTrucTuyen`` = 1 (and ``TrangThaiHoSo`` 6 "awaiting fee payment" moved to 4
-  "processing"), so the national portal shows the dossier as paid online;
+  "processing"), so the national portal shows the dossier as paid online. The re-sent state is
+  stored after the one it was made from; should the one-stop system's newer state have been stored
+  in between, the re-sent older state would be the newest, so it is made again from that newer state
+  (see :meth:`PaymentSettlement.reflect_state`);
 * the receipt is fetched with GET_BILL and sent on as ``payment.receipt``.
 
 Every result, taken or rejected, is recorded in ``payment_callbacks`` with its reason. Each
@@ -43,7 +46,14 @@ from adapters.payment.wire import (
 )
 from hub.bootstrap import Hub
 from hub.errors import DeliveryError, StoreUnavailableError
-from hub.origination import OriginationError, latest_dossier_state, originate
+from hub.origination import (
+    DossierState,
+    OriginatedMessage,
+    OriginationError,
+    dossier_states,
+    latest_dossier_state,
+    originate,
+)
 from hub.payments.ledger import Payment, PaymentLedger, PaymentState
 
 __all__ = ["NOT_SENT", "PaymentSettlement", "ResultDecision"]
@@ -54,6 +64,8 @@ log = structlog.get_logger(__name__)
 NOT_SENT = "none"
 _AWAITING_FEE_PAYMENT = 6
 _PROCESSING = 4
+#: How often a paid state is made again from a newer one-stop state that slipped in before it was stored.
+_MAX_REDERIVATIONS = 5
 _UNPAID_STATES = {RESULT_CANCELLED: PaymentState.CANCELLED, RESULT_FAILED: PaymentState.FAILED}
 
 _ANSWER_TEXT = {
@@ -266,6 +278,11 @@ class PaymentSettlement:
             await self._reflect_to_portal(payment)
 
     async def _reflect_to_portal(self, payment: Payment) -> None:
+        if await self._newest_reflection(payment) is not None:
+            # Stored before but not recorded on the payment: the hub stopped in between, or another process
+            # follows the payment up at this moment. Finish that reflection rather than add one.
+            await self.ledger.set_reflected_message(payment.reference, await self._catch_up(payment))
+            return
         state = await latest_dossier_state(self.hub.store.engine, payment.dossier_code)
         if state is None:
             log.warning(
@@ -277,17 +294,86 @@ class PaymentSettlement:
             )
             await self.ledger.set_reflected_message(payment.reference, NOT_SENT)
             return
-        dossier = {**state, "DuocThanhToanTrucTuyen": 1}
+        await self.ledger.set_reflected_message(payment.reference, await self.reflect_state(payment, state))
+
+    async def reflect_state(self, payment: Payment, state: DossierState) -> str:
+        """Send ``state`` again as paid; return the id of this payment's paid state that ends up newest.
+
+        The paid state is stored after ``state`` was read. A one-stop state stored in between is newer than
+        ``state``, yet older than the paid state, which the portal's latest-state ordering and the refund
+        check take for the dossier's current state; so the paid state is then made again from that newer
+        state (see :meth:`_catch_up`). A state stored after the paid one is simply newer and is left
+        alone. Returns ``NOT_SENT`` when no route carries ``dossier.upserted``.
+        """
+        if await self._originate_reflection(payment, state, _reflection_key(payment, state.seq)) is None:
+            return NOT_SENT
+        return await self._catch_up(payment)
+
+    async def _catch_up(self, payment: Payment) -> str:
+        """Make the payment's newest paid state again while a newer state was stored between it and its source.
+
+        Up to ``_MAX_REDERIVATIONS`` times; returns the id of the payment's newest paid state.
+        """
+        engine = self.hub.store.engine
+        rederived = 0
+        while True:
+            reflection = await self._newest_reflection(payment)
+            if reflection is None:  # the store lost it: nothing this pass can do
+                return NOT_SENT
+            derived_from = _derived_from(payment, reflection)
+            if derived_from is None:  # stored by an older hub, whose key does not say from which state
+                return reflection.message_id
+            between = await dossier_states(
+                engine, payment.dossier_code, after_seq=derived_from, before_seq=reflection.seq
+            )
+            newer = next((state for state in between if not _is_reflection_of(payment, state)), None)
+            if newer is None:
+                return reflection.message_id
+            if rederived == _MAX_REDERIVATIONS:
+                log.warning(
+                    "payment_reflection_outrun",
+                    reference=payment.reference,
+                    dossier=payment.dossier_code,
+                    message_id=reflection.message_id,
+                    detail=f"Dossier {payment.dossier_code} was paid, and its state with DuocThanhToanTrucTuyen=1 "
+                    f"was made again {rederived} times, each time overtaken by a newer state from the one-stop "
+                    f"system (the last is message {newer.message_id}). Until the dossier's next change, the portal "
+                    f"and the refund check see the older state of message {reflection.message_id}: ask the "
+                    "one-stop system to send the dossier again.",
+                )
+                return reflection.message_id
+            log.info(
+                "payment_reflection_rederived",
+                reference=payment.reference,
+                dossier=payment.dossier_code,
+                stale_message_id=reflection.message_id,
+                newer_message_id=newer.message_id,
+            )
+            # The key names the stale paid state too: a paid state made from ``newer`` that is older than the
+            # stale one (another process made it) must not stand in for this one.
+            key = f"{_reflection_key(payment, newer.seq)}:{reflection.seq}"
+            if await self._originate_reflection(payment, newer, key) is None:
+                return reflection.message_id
+            rederived += 1
+
+    async def _originate_reflection(
+        self, payment: Payment, state: DossierState, idempotency_key: str
+    ) -> OriginatedMessage | None:
+        dossier = {**state.payload, "DuocThanhToanTrucTuyen": 1}
         if dossier.get("TrangThaiHoSo") == _AWAITING_FEE_PAYMENT:
             dossier["TrangThaiHoSo"] = _PROCESSING
-        sent = await originate(
+        return await originate(
             self.hub,
             message_type="dossier.upserted",
             payload=dossier,
             source=payment.target,
-            idempotency_key=f"payment.reflected:{payment.transaction_id}",
+            idempotency_key=idempotency_key,
         )
-        await self.ledger.set_reflected_message(payment.reference, sent.id if sent else NOT_SENT)
+
+    async def _newest_reflection(self, payment: Payment) -> DossierState | None:
+        """The newest paid state of this payment in the store, if one was stored."""
+        sent_by_target = await dossier_states(self.hub.store.engine, payment.dossier_code, source=payment.target)
+        return next((state for state in sent_by_target if _is_reflection_of(payment, state)), None)
 
     async def fetch_receipt(self, payment: Payment) -> None:
         """GET_BILL, then ``payment.receipt``; a platform failure is logged and tried again next pass."""
@@ -325,6 +411,30 @@ class PaymentSettlement:
             idempotency_key=f"payment.receipt:{payment.transaction_id}",
         )
         await self.ledger.set_receipt_message(payment.reference, sent.id if sent else NOT_SENT)
+
+
+def _reflection_key(payment: Payment, derived_from: int | None = None) -> str:
+    """The idempotency key of a paid state of ``payment``, made from the dossier state ``derived_from``.
+
+    ``payment.reflected:<MaGiaoDich>:<seq of that state>``, and ``:<seq of the paid state it replaces>``
+    after it for one made again. Hub versions before this stored ``payment.reflected:<MaGiaoDich>`` only.
+    """
+    key = f"payment.reflected:{payment.transaction_id}"
+    return key if derived_from is None else f"{key}:{derived_from}"
+
+
+def _is_reflection_of(payment: Payment, state: DossierState) -> bool:
+    key = _reflection_key(payment)
+    return state.source == payment.target and (
+        state.idempotency_key == key or (state.idempotency_key or "").startswith(f"{key}:")
+    )
+
+
+def _derived_from(payment: Payment, reflection: DossierState) -> int | None:
+    """The ``seq`` of the state ``reflection`` was made from; None for a key without it (an older hub)."""
+    rest = (reflection.idempotency_key or "").removeprefix(f"{_reflection_key(payment)}:")
+    seq = rest.split(":", 1)[0]
+    return int(seq) if seq.isdigit() else None
 
 
 def _completed_payload(payment: Payment) -> dict[str, Any]:

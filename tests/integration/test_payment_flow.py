@@ -19,7 +19,9 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.payment.signing import sign_message
-from hub.payments.ledger import PaymentLedger
+from hub.origination import latest_dossier_state, originate
+from hub.payments.ledger import Payment, PaymentLedger
+from hub.payments.settlement import PaymentSettlement
 from hub.store.models import MessageRow
 from mocks.payment import DEFAULT_PARTNER_CODE, DEFAULT_SECRET
 from tests.support.harness import ONESTOP_KEY, RunningHub, eventually, running_hub
@@ -57,6 +59,27 @@ async def pay_hub(
         yield running
 
 
+@pytest.fixture
+async def unreconciled_hub(
+    database_url: str,
+    tmp_path: Path,
+    portal_url: str,
+    payment_url: str,  # noqa: F811
+    vnpost_url: str,  # noqa: F811
+    receiver_url: str,  # noqa: F811
+) -> AsyncIterator[RunningHub]:
+    """A hub whose reconciler never runs, so nothing follows a payment up behind the test's back.
+
+    The platform's callbacks stay with the module's hub: the tests settle their payments in the ledger.
+    """
+    routes = write_partner_routes(
+        tmp_path / "routes", portal_url=portal_url, payment_url=payment_url, vnpost_url=vnpost_url,
+        receiver_url=receiver_url, query_after="1h", reconcile_interval="0",
+    )  # fmt: skip
+    async with running_hub(database_url=database_url, routes_dir=routes, portal_url=portal_url) as running:
+        yield running
+
+
 @contextlib.asynccontextmanager
 async def _hub(database_url: str, routes: Path, portal_url: str, payment_url: str) -> AsyncIterator[RunningHub]:  # noqa: F811
     """A hub with the partner routes, and the fake platform told where to send its callbacks."""
@@ -88,6 +111,19 @@ async def open_payment(hub: RunningHub, code: str, *, status: int = 6) -> str:
     assert result["SoTien"] == 150_000
     assert result["UrlThanhToan"].startswith("http")
     return str(result["MaThamChieu"])
+
+
+async def paid_without_follow_up(hub: RunningHub, code: str) -> Payment:
+    """A payment of ``code``, settled in the ledger but not yet sent on (as if the hub stopped right after)."""
+    ledger = PaymentLedger(hub.hub.store.engine)
+    reference = await open_payment(hub, code)
+    settled = await ledger.settle(
+        reference, transaction_id=f"GD{reference[-12:]}", bank_code="NCB", transaction_time=None, settled_by="callback"
+    )
+    assert settled == "settled"
+    payment = await ledger.get(reference)
+    assert payment is not None
+    return payment
 
 
 async def stored_count(hub: RunningHub, message_type: str, code: str) -> int:
@@ -273,7 +309,9 @@ async def test_a_cancelled_payment_sends_nothing_and_a_refund_needs_an_unperform
     async def paid_state_resent() -> bool:  # the hub re-sends the dossier as paid after payment.completed
         return await stored_count(hub, "dossier.upserted", code) == 2
 
-    await eventually(paid_state_resent)  # so the one-stop system's next state is the newest
+    # So the one-stop system's next state is the newest at once. Sent while the paid state is being made, it
+    # would still end up the newest (as paid), but a moment later: the refund below could come in between.
+    await eventually(paid_state_resent)
     finished = await hub.post("dossier.upserted", dossier(code, status=10))
     assert finished.status_code == 202
     performed = await request(hub, "payment.refund", {"MaHoSo": code, "LyDo": "Thử hoàn tiền"})
@@ -290,6 +328,97 @@ async def test_a_cancelled_payment_sends_nothing_and_a_refund_needs_an_unperform
     again = await request(hub, "payment.refund", {"MaHoSo": code, "LyDo": "Lần nữa"})
     assert again.status_code == 422
     assert "already refunded" in again.json()["detail"]
+
+
+async def test_a_one_stop_state_stored_while_the_paid_state_is_made_gets_the_paid_state_after_it(
+    unreconciled_hub: RunningHub,
+    platform: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    hub = unreconciled_hub
+    engine = hub.hub.store.engine
+    settlement = PaymentSettlement(hub.hub, {})
+    code = dossier_code()
+    payment = await paid_without_follow_up(hub, code)
+    read = await latest_dossier_state(engine, code)  # the hub reads the dossier's state (awaiting fee payment) …
+    assert read is not None
+    assert read.payload["TrangThaiHoSo"] == 6
+    refused = await hub.post("dossier.upserted", dossier(code, status=3))  # … the one-stop system refuses it …
+    assert refused.status_code == 202
+    reflected = await settlement.reflect_state(payment, read)  # … then the paid state made from the read one
+
+    newest = await latest_dossier_state(engine, code)
+    assert newest is not None
+    assert newest.message_id == reflected
+    assert (newest.payload["TrangThaiHoSo"], newest.payload["DuocThanhToanTrucTuyen"]) == (3, 1)
+    assert await stored_count(hub, "dossier.upserted", code) == 4  # 6, refused 3, paid 4 (overtaken), paid 3
+
+    # A state the one-stop system sends after the paid one is the newest, and stays so: neither the same
+    # step again nor the reconciler's follow-up makes another paid state.
+    finished = await hub.post("dossier.upserted", dossier(code, status=10, DuocThanhToanTrucTuyen=1))
+    assert finished.status_code == 202
+    assert await settlement.reflect_state(payment, read) == reflected
+    await settlement.send_on(payment)
+    newest = await latest_dossier_state(engine, code)
+    assert newest is not None
+    assert newest.message_id == finished.json()["id"]
+    assert await stored_count(hub, "dossier.upserted", code) == 5
+    recorded = await settlement.ledger.get(payment.reference)
+    assert recorded is not None
+    assert recorded.reflected_message_id == reflected
+
+
+async def test_a_paid_state_overtaken_before_the_hub_stopped_is_made_again_by_the_follow_up(
+    unreconciled_hub: RunningHub,
+    platform: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    hub = unreconciled_hub
+    engine = hub.hub.store.engine
+    settlement = PaymentSettlement(hub.hub, {})
+    code = dossier_code()
+    payment = await paid_without_follow_up(hub, code)
+    read = await latest_dossier_state(engine, code)
+    assert read is not None
+    assert (await hub.post("dossier.upserted", dossier(code, status=3))).status_code == 202
+    # The hub stored the paid state made from what it had read, and stopped before looking for newer states.
+    overtaken = await originate(
+        hub.hub, message_type="dossier.upserted", payload={**read.payload, "DuocThanhToanTrucTuyen": 1},
+        source=payment.target, idempotency_key=f"payment.reflected:{payment.transaction_id}:{read.seq}",
+    )  # fmt: skip
+    assert overtaken is not None
+
+    await settlement.send_on(payment)  # the reconciler's follow-up
+    newest = await latest_dossier_state(engine, code)
+    assert newest is not None
+    assert (newest.payload["TrangThaiHoSo"], newest.payload["DuocThanhToanTrucTuyen"]) == (3, 1)
+    assert newest.message_id != overtaken.id
+    recorded = await settlement.ledger.get(payment.reference)
+    assert recorded is not None
+    assert recorded.reflected_message_id == newest.message_id
+
+
+async def test_a_paid_state_an_older_hub_stored_is_not_sent_again_after_an_upgrade(
+    unreconciled_hub: RunningHub,
+    platform: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    hub = unreconciled_hub
+    settlement = PaymentSettlement(hub.hub, {})
+    code = dossier_code()
+    payment = await paid_without_follow_up(hub, code)
+    read = await latest_dossier_state(hub.hub.store.engine, code)
+    assert read is not None
+    # The older hub stored the paid state under its key without a seq, and stopped before the ledger said so.
+    older = await originate(
+        hub.hub, message_type="dossier.upserted", payload={**read.payload, "DuocThanhToanTrucTuyen": 1},
+        source=payment.target, idempotency_key=f"payment.reflected:{payment.transaction_id}",
+    )  # fmt: skip
+    assert older is not None
+    assert (await hub.post("dossier.upserted", dossier(code, status=10, DuocThanhToanTrucTuyen=1))).status_code == 202
+
+    await settlement.send_on(payment)  # what the upgraded hub's reconciler does
+    assert await stored_count(hub, "dossier.upserted", code) == 3
+    recorded = await settlement.ledger.get(payment.reference)
+    assert recorded is not None
+    assert recorded.reflected_message_id == older.id
 
 
 async def test_a_payment_whose_init_never_reached_the_platform_is_closed_by_reconciliation(
