@@ -53,6 +53,7 @@ async def profiled(child: ChildProcess | None, out_dir: Path | None, name: str) 
         str(child.pid),
         "--rate",
         "250",
+        "--gil",  # only the thread holding the GIL: CPU spent in Python, not threads waiting on a queue
         "--format",
         "raw",
         "-o",
