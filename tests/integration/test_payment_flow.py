@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.payment.signing import sign_message
-from hub.origination import latest_dossier_state, originate
+from hub.origination import DossierState, OriginatedMessage, latest_dossier_state, originate
 from hub.payments.ledger import Payment, PaymentLedger
 from hub.payments.settlement import PaymentSettlement
 from hub.store.models import MessageRow
@@ -367,6 +367,16 @@ async def test_a_one_stop_state_stored_while_the_paid_state_is_made_gets_the_pai
     assert recorded.reflected_message_id == reflected
 
 
+async def store_paid_state(hub: RunningHub, payment: Payment, read: DossierState, key: str) -> OriginatedMessage:
+    """The paid state made from ``read`` under ``key``, stored the way the settlement stores it."""
+    stored = await originate(
+        hub.hub, message_type="dossier.upserted", payload={**read.payload, "DuocThanhToanTrucTuyen": 1},
+        source=payment.target, idempotency_key=key,
+    )  # fmt: skip
+    assert stored is not None
+    return stored
+
+
 async def test_a_paid_state_overtaken_before_the_hub_stopped_is_made_again_by_the_follow_up(
     unreconciled_hub: RunningHub,
     platform: httpx.AsyncClient,  # noqa: F811
@@ -380,11 +390,7 @@ async def test_a_paid_state_overtaken_before_the_hub_stopped_is_made_again_by_th
     assert read is not None
     assert (await hub.post("dossier.upserted", dossier(code, status=3))).status_code == 202
     # The hub stored the paid state made from what it had read, and stopped before looking for newer states.
-    overtaken = await originate(
-        hub.hub, message_type="dossier.upserted", payload={**read.payload, "DuocThanhToanTrucTuyen": 1},
-        source=payment.target, idempotency_key=f"payment.reflected:{payment.transaction_id}:{read.seq}",
-    )  # fmt: skip
-    assert overtaken is not None
+    overtaken = await store_paid_state(hub, payment, read, f"payment.reflected:{payment.transaction_id}:{read.seq}")
 
     await settlement.send_on(payment)  # the reconciler's follow-up
     newest = await latest_dossier_state(engine, code)
@@ -407,11 +413,7 @@ async def test_a_paid_state_an_older_hub_stored_is_not_sent_again_after_an_upgra
     read = await latest_dossier_state(hub.hub.store.engine, code)
     assert read is not None
     # The older hub stored the paid state under its key without a seq, and stopped before the ledger said so.
-    older = await originate(
-        hub.hub, message_type="dossier.upserted", payload={**read.payload, "DuocThanhToanTrucTuyen": 1},
-        source=payment.target, idempotency_key=f"payment.reflected:{payment.transaction_id}",
-    )  # fmt: skip
-    assert older is not None
+    older = await store_paid_state(hub, payment, read, f"payment.reflected:{payment.transaction_id}")
     assert (await hub.post("dossier.upserted", dossier(code, status=10, DuocThanhToanTrucTuyen=1))).status_code == 202
 
     await settlement.send_on(payment)  # what the upgraded hub's reconciler does
