@@ -109,7 +109,7 @@ def build_hub(settings: HubSettings | None = None) -> Hub:
     return Hub(
         settings=settings,
         routes=routes,
-        store=MessageStore.open(settings.database_url, pool_size=max(10, settings.prefetch // 2)),
+        store=MessageStore.open(settings.database_url, pool_size=settings.database_pool_size),
         broker=Broker(settings.broker_url, topology, publish_timeout=settings.publish_timeout_seconds),
         metrics=HubMetrics.create(),
         adapters=adapters,

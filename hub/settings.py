@@ -22,6 +22,13 @@ class HubSettings(BaseSettings):
         description="SQLAlchemy URL of the message store. SQLite file by default; "
         "PostgreSQL in production, e.g. postgresql+psycopg://hub@db/hub.",
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each hub process keeps open, and as many again at peaks. Keep "
+        "processes × 2 × this below the server's max_connections (100 by default). Not used with SQLite.",
+    )
     broker_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ AMQP URL.")
     broker_namespace: str = Field(
         default="hub",
