@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.bootstrap import Hub
 from hub.envelope import new_message_id, normalize_text
 from hub.errors import BrokerUnavailableError, HubError, StoreUnavailableError
-from hub.store import DeliveryState
+from hub.store import DeliveryState, reachable
 from hub.store.models import MessageRow
 
 __all__ = [
@@ -145,8 +145,6 @@ async def dossier_states(
 
     Raises :class:`StoreUnavailableError` when the store cannot be reached.
     """
-    from sqlalchemy.exc import DBAPIError, OperationalError
-
     statement = (
         select(MessageRow.seq, MessageRow.id, MessageRow.source, MessageRow.idempotency_key, MessageRow.payload)
         .where(MessageRow.dossier_code == dossier_code, MessageRow.type == DOSSIER_UPSERTED)
@@ -160,13 +158,8 @@ async def dossier_states(
         statement = statement.where(MessageRow.seq < before_seq)
     if limit is not None:
         statement = statement.limit(limit)
-    try:
-        async with engine.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-    except (OperationalError, DBAPIError, OSError) as exc:
-        raise StoreUnavailableError(
-            f"The message store cannot be reached ({type(exc).__name__}); check that the database is running."
-        ) from exc
+    async with reachable("The message store"), engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
     return [
         DossierState(int(seq), str(message_id), str(source_), key, dict(payload))
         for seq, message_id, source_, key, payload in rows
