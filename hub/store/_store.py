@@ -286,9 +286,13 @@ class MessageStore:
         """The database engine, for feature tables kept beside the messages (audit, logins)."""
         return self._engine
 
-    async def aclose(self) -> None:
+    async def drain_writes(self) -> None:
+        """Wait until every grouped write queued so far is committed (or has failed)."""
         for writes in (self._accepted, self._published, self._delivered):
             await writes.drain()
+
+    async def aclose(self) -> None:
+        await self.drain_writes()
         if self._loop_reader is not None:
             self._loop_reader.close()
             self._loop_reader = None
