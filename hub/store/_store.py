@@ -197,6 +197,18 @@ _PUBLISHED = (
     )
     .values(state=DeliveryState.ACCEPTED, published_at=bindparam("b_now"), updated_at=bindparam("b_now"))
 )
+#: → delivered for one ``(b_message_id, b_target)`` per row of an executemany (no ORM row checks).
+_DELIVERED = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.message_id == bindparam("b_message_id"), _DELIVERIES.c.target == bindparam("b_target"))
+    .values(
+        state=DeliveryState.DELIVERED,
+        attempts=bindparam("b_attempts"),
+        delivered_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        next_attempt_at=None,
+    )
+)
 
 
 def _delivery(row: DeliveryRow) -> DeliveryView:
@@ -541,15 +553,14 @@ class MessageStore:
 
     async def postpone_retry(self, message_id: str, target: str, *, seconds: float) -> bool:
         """Move an overdue retry's due time on after sending it again (only while it is still retrying)."""
-        deliveries = cast(Table, DeliveryRow.__table__)
 
         def work(connection: Connection) -> bool:
             result = connection.execute(
-                update(deliveries)
+                update(_DELIVERIES)
                 .where(
-                    deliveries.c.message_id == message_id,
-                    deliveries.c.target == target,
-                    deliveries.c.state == DeliveryState.RETRYING,
+                    _DELIVERIES.c.message_id == message_id,
+                    _DELIVERIES.c.target == target,
+                    _DELIVERIES.c.state == DeliveryState.RETRYING,
                 )
                 .values(next_attempt_at=_now() + timedelta(seconds=seconds))
             )
@@ -657,26 +668,17 @@ class MessageStore:
             if item.dossier_code is not None and item.seq is not None:
                 key = (item.target, item.dossier_code)
                 cursors[key] = max(item.seq, cursors.get(key, item.seq))
-        deliveries = cast(Table, DeliveryRow.__table__)  # a Core executemany: no ORM row checks
 
         def work(connection: Connection) -> dict[tuple[str, str], int]:
             connection.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.message_id == bindparam("b_message_id"),
-                    deliveries.c.target == bindparam("b_target"),
-                )
-                .values(
-                    state=DeliveryState.DELIVERED,
-                    attempts=bindparam("b_attempts"),
-                    delivered_at=now,
-                    updated_at=now,
-                    next_attempt_at=None,
-                ),
-                [{"b_message_id": i.message_id, "b_target": i.target, "b_attempts": i.attempt} for i in items],
+                _DELIVERED,
+                [
+                    {"b_message_id": i.message_id, "b_target": i.target, "b_attempts": i.attempt, "b_now": now}
+                    for i in items
+                ],
             )
             connection.execute(
-                insert(cast(Table, DeliveryEventRow.__table__)),
+                _INSERT_EVENTS,
                 [
                     {
                         "message_id": i.message_id,
