@@ -48,7 +48,6 @@ class OriginatedMessage:
     """The stored message (``created`` False: the one an earlier call with the same key stored)."""
 
     id: str
-    seq: int
     created: bool
     targets: tuple[str, ...]
 
@@ -118,7 +117,7 @@ async def originate(
             except (BrokerUnavailableError, StoreUnavailableError) as exc:
                 log.warning("originated_publish_deferred", message_id=view.envelope.id, error=str(exc))
     log.info("originated", type=message_type, message_id=view.envelope.id, duplicate=not created)
-    return OriginatedMessage(view.envelope.id, view.envelope.seq, created, tuple(view.targets()))
+    return OriginatedMessage(view.envelope.id, created, tuple(view.targets()))
 
 
 async def latest_dossier_state(engine: AsyncEngine, dossier_code: str) -> DossierState | None:
