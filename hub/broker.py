@@ -249,14 +249,13 @@ class Broker:
                 message, routing_key=routing_key, mandatory=True, timeout=self.publish_timeout
             )
         except aio_pika.exceptions.DeliveryError as exc:
-            raise BrokerUnavailableError(
-                f"RabbitMQ could not route message {message_id} to '{routing_key}'; "
-                "its queue is missing. Start a worker for that target or run `hub run` once to declare it."
-            ) from exc
+            raise _unroutable(message_id, routing_key) from exc
         except _BROKER_ERRORS as exc:
             raise BrokerUnavailableError(
                 f"RabbitMQ did not confirm message {message_id} ({type(exc).__name__}); the broker may be down."
             ) from exc
+        if isinstance(confirmation, aiormq.abc.DeliveredMessage):  # returned: aio-pika's channels do not raise
+            raise _unroutable(message_id, routing_key)
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise BrokerUnavailableError(
                 f"RabbitMQ refused message {message_id} ({type(confirmation).__name__}); "
@@ -304,3 +303,10 @@ def _redact(url: str) -> str:
     credentials, host = rest.rsplit("@", 1)
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+def _unroutable(message_id: str, routing_key: str) -> BrokerUnavailableError:
+    return BrokerUnavailableError(
+        f"RabbitMQ could not route message {message_id} to '{routing_key}'; its queue is missing or unbound. "
+        "Start a worker for that target or run `hub run` once to declare it."
+    )

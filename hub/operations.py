@@ -56,8 +56,12 @@ async def replay_message(hub: Hub, message_id: str, *, target: str | None = None
                 "only dead-lettered messages are replayed."
             )
             continue
-        await _republish(hub, view.envelope.id, delivery.target, actor)
-        replayed.append((message_id, delivery.target))
+        if await _republish(hub, view.envelope.id, delivery.target, actor):
+            replayed.append((message_id, delivery.target))
+        else:
+            skipped.append(
+                f"Message {message_id} to {delivery.target} was replayed or discarded by someone else just now."
+            )
     if target is not None and not replayed and not skipped:
         skipped.append(f"Message {message_id} has no delivery to target '{target}'.")
     if replayed:
@@ -69,8 +73,8 @@ async def replay_target(hub: Hub, target: str, *, actor: str, limit: int = 100_0
     """Replay every dead-lettered message of one target."""
     replayed: list[tuple[str, str]] = []
     for envelope, _delivery in await hub.store.dead_letters(target, limit=limit):
-        await _republish(hub, envelope.id, target, actor)
-        replayed.append((envelope.id, target))
+        if await _republish(hub, envelope.id, target, actor):
+            replayed.append((envelope.id, target))
     if replayed:
         await _remove_from_dlqs(hub, set(replayed))
     return ReplayResult(replayed, [])
@@ -115,8 +119,7 @@ async def replay_matching(
     """Replay the dead letters of one target that match ``selection``."""
     replayed: list[tuple[str, str]] = []
     for envelope, delivery in await hub.store.dead_letters(target, limit=limit):
-        if selection.matches(envelope, delivery):
-            await _republish(hub, envelope.id, target, actor)
+        if selection.matches(envelope, delivery) and await _republish(hub, envelope.id, target, actor):
             replayed.append((envelope.id, target))
     if replayed:
         await _remove_from_dlqs(hub, set(replayed))
@@ -131,18 +134,34 @@ async def discard(hub: Hub, message_id: str, target: str, *, actor: str, reason:
     return done
 
 
-async def _republish(hub: Hub, message_id: str, target: str, actor: str) -> None:
+async def _republish(hub: Hub, message_id: str, target: str, actor: str) -> bool:
+    """Send a dead-lettered message again; False when it is no longer dead-lettered (another
+    operator replayed or discarded it meanwhile).
+
+    The store records the replay before the copy is published: the worker may deliver the copy
+    within milliseconds, and its "delivered" must come after "replayed" in the timeline. If the
+    publish fails, the delivery goes back to dead-lettered, its reason kept, so it can be replayed
+    again.
+    """
     envelope = await hub.store.message_envelope(message_id)
     if envelope is None:
         raise HubError(f"Message {message_id} is no longer in the store; it cannot be replayed.")
-    await hub.broker.publish(
-        encode_envelope(envelope),
-        routing_key=target,
-        message_id=message_id,
-        headers={**delivery_headers(envelope, attempt=1), REPLAY_HEADER: 1},
-    )
-    await hub.store.mark_replayed(message_id, target, actor=actor)
+    if not await hub.store.mark_replayed(message_id, target, actor=actor):
+        return False
+    try:
+        await hub.broker.publish(
+            encode_envelope(envelope),
+            routing_key=target,
+            message_id=message_id,
+            headers={**delivery_headers(envelope, attempt=1), REPLAY_HEADER: 1},
+        )
+    except BaseException as exc:
+        await hub.store.undo_replay(
+            message_id, target, actor=actor, reason=f"The broker did not take the replayed copy: {exc}"
+        )
+        raise
     log.info("replayed", message_id=message_id, target=target, actor=actor)
+    return True
 
 
 async def _remove_from_dlqs(hub: Hub, wanted: set[tuple[str, str]], *, scan_limit: int = 200_000) -> int:

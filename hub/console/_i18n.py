@@ -165,6 +165,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "event_delivered": ("đã chuyển tới đích", "delivered"),
     "event_dead_lettered": ("chuyển vào hàng đợi lỗi", "dead-lettered"),
     "event_replayed": ("gửi lại từ hàng đợi lỗi", "replayed"),
+    "event_replay_failed": ("gửi lại không được, vẫn ở hàng đợi lỗi", "replay failed, still dead-lettered"),
     "event_superseded": ("bỏ qua (đã có bản mới hơn)", "superseded"),
     "event_discarded": ("đã hủy", "discarded"),
 }

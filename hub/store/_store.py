@@ -720,7 +720,7 @@ class MessageStore:
         values: dict[str, Any] = {"state": state, "updated_at": now, "next_attempt_at": next_attempt_at}
         if attempt is not None:
             values["attempts"] = attempt
-        if detail is not None and kind != "replayed":
+        if detail is not None and kind not in ("replayed", "replay_failed"):  # the dead letter's reason stays
             values["last_error"] = detail
         async with self._session(write=True) as session:
             statement = update(DeliveryRow).where(DeliveryRow.message_id == message_id, DeliveryRow.target == target)
@@ -762,6 +762,13 @@ class MessageStore:
             message_id, target, state=DeliveryState.REPLAYED, kind="replayed", attempt=None,
             detail="Sent again from the dead-letter queue.", actor=actor,
             only_from=[DeliveryState.DEAD_LETTERED],
+        )  # fmt: skip
+
+    async def undo_replay(self, message_id: str, target: str, *, actor: str, reason: str) -> bool:
+        """Put a delivery marked replayed back to dead-lettered when its copy never reached the broker."""
+        return await self._transition(
+            message_id, target, state=DeliveryState.DEAD_LETTERED, kind="replay_failed", attempt=None,
+            detail=reason, actor=actor, only_from=[DeliveryState.REPLAYED],
         )  # fmt: skip
 
     async def mark_discarded(self, message_id: str, target: str, *, actor: str, reason: str) -> bool:

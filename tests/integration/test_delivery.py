@@ -12,6 +12,7 @@ import pytest
 
 from hub.broker import ATTEMPT_HEADER, REASON_HEADER
 from hub.envelope import encode_envelope
+from hub.errors import BrokerUnavailableError
 from hub.operations import replay_message, replay_target
 from tests.support.harness import RABBITMQ_URL, RunningHub, eventually, running_hub, write_routes
 from tests.support.payloads import dossier, dossier_code, step
@@ -98,6 +99,38 @@ async def test_a_permanent_rejection_is_dead_lettered_with_its_reason_and_replay
     assert replayed["actor"] == "test-operator"
     assert [m for m in await _dlq_messages(hub) if m.message_id == message_id] == []
     assert portal.get(f"/_mock/dossiers/{payload['MaHoSo']}").json()["current"]["MaTTHC"] == "1.000894"
+
+
+async def test_a_replay_the_broker_cannot_take_leaves_the_message_dead_lettered_and_replayable(
+    hub: RunningHub, portal: httpx.Client
+) -> None:
+    portal.post("/_mock/faults", json={"reject_procedures": ["1.000894"]})
+    message_id = (await hub.post("dossier.upserted", dossier(MaTTHC="1.000894"))).json()["id"]
+    await _wait_state(hub, message_id, "dead_lettered")
+    portal.delete("/_mock/faults")
+    topology = hub.hub.broker.topology
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(topology.target_queue("national-portal"), ensure=False)
+        await queue.unbind(topology.deliver_exchange, routing_key="national-portal")
+        try:
+            with pytest.raises(BrokerUnavailableError, match="could not route"):
+                await replay_message(hub.hub, message_id, actor="test-operator")
+        finally:
+            await queue.bind(topology.deliver_exchange, routing_key="national-portal")
+    message = await hub.message(message_id)
+    assert message["deliveries"][0]["state"] == "dead_lettered"
+    assert "1.000894" in message["deliveries"][0]["last_error"], "the dead letter's reason must survive"
+    failed = message["events"][-1]
+    assert (failed["kind"], failed["actor"]) == ("replay_failed", "test-operator")
+    assert "did not take the replayed copy" in failed["detail"]
+
+    result = await replay_message(hub.hub, message_id, actor="test-operator")
+    assert result.replayed == [(message_id, "national-portal")]
+    await _wait_state(hub, message_id, "delivered")
+    kinds = [e["kind"] for e in (await hub.message(message_id))["events"]]
+    assert kinds == ["accepted", "dead_lettered", "replayed", "replay_failed", "replayed", "delivered"]
 
 
 async def test_transient_failures_exhaust_attempts_then_dead_letter_and_replay_all(
