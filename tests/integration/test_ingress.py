@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 
-from tests.support.harness import MINISTRY_KEY, RunningHub, eventually
+from tests.support.harness import MINISTRY_KEY, ONESTOP_KEY, RunningHub, eventually, running_hub
 from tests.support.payloads import dossier, dossier_code, step
 
 pytestmark = pytest.mark.integration
+
+ADMIN_KEY = "test-admin-key-not-a-secret"
 
 
 async def test_accepts_a_dossier_and_delivers_it_to_the_portal(hub: RunningHub, portal) -> None:
@@ -143,3 +148,73 @@ async def test_health_readiness_metrics_and_contract(hub: RunningHub) -> None:
     assert "hub_delivery_latency_seconds_bucket" in metrics
     spec = (await hub.client.get(f"{hub.url}/openapi.json")).json()
     assert "/v1/messages" in spec["paths"]
+
+
+async def _answers(hub: RunningHub, code: str) -> list[tuple[int, str | None, str | None, dict[str, object]]]:
+    """The ingress's answers to a round of good and bad posts: status, content type, Retry-After, body."""
+    url = f"{hub.url}/v1/messages"
+    auth = {"Authorization": f"Bearer {ONESTOP_KEY}"}
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit is found while reading
+        for _ in range(3):
+            yield b"x" * 600_000
+
+    replies = [
+        await hub.post("dossier.upserted", dossier(code, status=1), idempotency_key=f"k-{code}"),
+        await hub.post("dossier.upserted", dossier(code, status=1), idempotency_key=f"k-{code}"),
+        await hub.client.post(url, json={"type": "dossier.upserted", "payload": dossier(code)}),
+        await hub.post("dossier.upserted", dossier(code), key=ADMIN_KEY),
+        await hub.post("dossier.upserted", dossier(code), key=MINISTRY_KEY),
+        await hub.client.post(url, content=b'{"type": ', headers=auth),
+        await hub.client.post(url, content=b"\xff\xfe", headers=auth),
+        await hub.client.post(url, content=b"x" * 2_000_000, headers=auth),
+        await hub.client.post(url, content=chunks(), headers=auth),
+        await hub.post("dossier.upserted", dossier(code, TrangThaiHoSo=42)),
+        await hub.post("dossier.upserted", dossier(code), idempotency_key="k" * 201),
+    ]
+    answers = []
+    for reply in replies:
+        body = reply.json()
+        if "id" in body:
+            body["id"] = "<id>"
+        answers.append((reply.status_code, reply.headers.get("content-type"), reply.headers.get("retry-after"), body))
+    return answers
+
+
+async def test_the_post_shortcut_answers_as_the_fastapi_route_does(
+    database_url: str, routes_dir: Path, portal_url: str
+) -> None:
+    answers = []
+    for shortcut in (True, False):
+        async with running_hub(
+            database_url=database_url, routes_dir=routes_dir, portal_url=portal_url, workers=False,
+            admin_key=ADMIN_KEY, ingress_shortcut=shortcut,
+        ) as hub:  # fmt: skip
+            assert (hub.hub.settings.ingress_shortcut, hub.hub.settings.admin_key is not None) == (shortcut, True)
+            answers.append(await _answers(hub, dossier_code()))
+    with_shortcut, without_shortcut = answers
+    assert [a[0] for a in with_shortcut] == [202, 202, 401, 403, 403, 400, 400, 413, 413, 422, 422]
+    assert with_shortcut[0][3] == {"id": "<id>", "targets": ["national-portal"], "duplicate": False}
+    assert with_shortcut[1][3]["duplicate"] is True
+    # Without a Content-Length, the shortcut stops reading at the limit; the route reads it all.
+    assert with_shortcut[8][3] == {"detail": "The body is more than 1048576 bytes; the hub accepts at most 1048576."}
+    assert without_shortcut[8][3] == {"detail": "The body is 1800000 bytes; the hub accepts at most 1048576."}
+    del with_shortcut[8][3]["detail"], without_shortcut[8][3]["detail"]
+    assert with_shortcut == without_shortcut
+
+
+async def test_an_unexpected_failure_is_a_500_with_a_sentence_and_the_ingress_goes_on(
+    hub: RunningHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accept = hub.hub.store.accept
+
+    async def failing(**_kwargs: object) -> None:
+        raise RuntimeError("a bug in the store")
+
+    monkeypatch.setattr(hub.hub.store, "accept", failing)
+    failed = await hub.post("dossier.upserted", dossier())
+    assert failed.status_code == 500
+    assert "did not accept it" in failed.json()["detail"]
+    assert "Idempotency-Key" in failed.json()["detail"]
+    monkeypatch.setattr(hub.hub.store, "accept", accept)
+    assert (await hub.post("dossier.upserted", dossier())).status_code == 202
