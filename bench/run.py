@@ -137,8 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     settings = ", ".join(f"{f.name}={getattr(config, f.name)}" for f in fields(config))
     say(f"run folder {run_dir}; {settings}")
+    keep = args.keep
     try:
         report = asyncio.run(run(config, selected, run_dir, args.profile))
+        keep = keep or bool(report.failures)  # the logs and the store say why
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     finally:
-        if not args.keep:
+        if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     say(f"finished in {time.monotonic() - started:.0f} s")
     if report.failures:
