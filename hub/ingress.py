@@ -64,28 +64,6 @@ class Publisher:
             await asyncio.gather(*publishes)
         await self.hub.store.mark_published(envelope.id, targets, wait=wait_for_record)
 
-    async def resend_overdue_retries(self, overdue_by: timedelta) -> int:
-        """Send again a retry whose copy has not come back from its retry tier long after it was due.
-
-        A quorum queue may keep an expired message instead of dead-lettering it when nothing else
-        happens on the queue, notably after a broker restart (rabbitmq/rabbitmq-server#10718). The
-        store knows the retry is overdue, so the copy is published again; if the first copy turns up
-        later, the worker finds the message delivered and drops it."""
-        count = 0
-        for envelope, target, attempts in await self.hub.store.overdue_retries(
-            overdue_by, targets=list(self.hub.routes.targets)
-        ):
-            await self.hub.broker.publish(
-                encode_envelope(envelope),
-                routing_key=target,
-                message_id=envelope.id,
-                headers=delivery_headers(envelope, attempt=attempts + 1),
-            )
-            await self.hub.store.postpone_retry(envelope.id, target, seconds=overdue_by.total_seconds())
-            count += 1
-            log.warning("overdue_retry_resent", message_id=envelope.id, target=target, attempt=attempts + 1)
-        return count
-
     async def relay_unpublished(self, older_than: timedelta) -> int:
         """Publish messages that were stored but never confirmed (the transactional outbox).
 
@@ -225,7 +203,6 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
             await asyncio.sleep(min(5.0, settings.outbox_relay_after_seconds / 2))
             try:
                 await publisher.relay_unpublished(older_than)
-                await publisher.resend_overdue_retries(max(older_than, timedelta(seconds=15)))
             except (StoreUnavailableError, BrokerUnavailableError) as exc:
                 log.warning("outbox_relay_waiting", error=str(exc))
 

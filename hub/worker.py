@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -80,6 +80,7 @@ class TargetWorker:
         delivery_timeout: float,
         batch_linger_ms: int = 20,
         store_retry_seconds: float = 120.0,
+        overdue_retry_after: float = 15.0,
     ) -> None:
         self.target = target
         self.adapter = adapter
@@ -91,6 +92,8 @@ class TargetWorker:
         self.delivery_timeout = delivery_timeout
         self.batch_linger = batch_linger_ms / 1000
         self.store_retry_seconds = store_retry_seconds
+        self.overdue_retry_after = timedelta(seconds=overdue_retry_after)
+        self._overdue_watch: asyncio.Task[None] | None = None
         self._dossier_locks: dict[str, asyncio.Lock] = {}
         self._lock_users: dict[str, int] = defaultdict(int)
         self._batches: dict[str, list[_Pending]] = defaultdict(list)
@@ -113,10 +116,15 @@ class TargetWorker:
             arguments={"x-queue-type": self.broker.topology.queue_type},
         )
         self._consumer_tag = await queue.consume(self._on_message)
+        self._overdue_watch = asyncio.create_task(self._watch_overdue_retries())
         log.info("worker_started", target=self.target, prefetch=self.prefetch)
 
     async def stop(self) -> None:
         """Stop consuming, finish what is in flight, close the channel (unacked messages return)."""
+        if self._overdue_watch is not None:
+            self._overdue_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._overdue_watch
         if self._channel is not None and self._consumer_tag is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):
                 queue = await self._channel.get_queue(self.broker.topology.target_queue(self.target))
@@ -129,6 +137,42 @@ class TargetWorker:
             with contextlib.suppress(Exception):
                 await self._channel.close()
         log.info("worker_stopped", target=self.target)
+
+    async def _watch_overdue_retries(self) -> None:
+        """Send again a retry whose copy has not come back from its retry tier long after it was due.
+
+        A quorum queue may keep an expired message instead of dead-lettering it when nothing else
+        happens on the queue: after a broker restart, or at the end of a long drain with one retry
+        left (rabbitmq/rabbitmq-server#10718). The store knows the retry is overdue, so the copy is
+        published again; the store's claim lets one process of this target do it, and if the first
+        copy turns up after all, the worker finds the message delivered and drops it."""
+        interval = min(5.0, self.overdue_retry_after.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.resend_overdue_retries()
+            except (StoreUnavailableError, BrokerUnavailableError) as exc:
+                log.warning("overdue_retries_waiting", target=self.target, error=str(exc))
+            except Exception:  # a bug here must not end the watch; the next round tries again
+                log.exception("overdue_retries_failed", target=self.target)
+
+    async def resend_overdue_retries(self) -> int:
+        """One round of :meth:`_watch_overdue_retries`; the number of copies sent again."""
+        count = 0
+        for envelope, _target, attempts in await self.store.overdue_retries(
+            self.overdue_retry_after, targets=[self.target]
+        ):
+            if not await self.store.claim_overdue_retry(envelope.id, self.target, overdue_by=self.overdue_retry_after):
+                continue  # delivered meanwhile, or another process of this target sends it
+            await self.broker.publish(
+                encode_envelope(envelope),
+                routing_key=self.target,
+                message_id=envelope.id,
+                headers=delivery_headers(envelope, attempt=attempts + 1),
+            )
+            count += 1
+            log.warning("overdue_retry_resent", message_id=envelope.id, target=self.target, attempt=attempts + 1)
+        return count
 
     # ------------------------------------------------------------------ consuming
 

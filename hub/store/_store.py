@@ -551,18 +551,21 @@ class MessageStore:
             ).all()
         return [(_envelope(message), target, attempts) for message, target, attempts in rows]
 
-    async def postpone_retry(self, message_id: str, target: str, *, seconds: float) -> bool:
-        """Move an overdue retry's due time on after sending it again (only while it is still retrying)."""
+    async def claim_overdue_retry(self, message_id: str, target: str, *, overdue_by: timedelta) -> bool:
+        """Move an overdue retry's due time ``overdue_by`` on, so that it is sent again once: True for
+        the one caller (of any process) that moved it while it was still retrying and overdue."""
 
         def work(connection: Connection) -> bool:
+            now = _now()
             result = connection.execute(
                 update(_DELIVERIES)
                 .where(
                     _DELIVERIES.c.message_id == message_id,
                     _DELIVERIES.c.target == target,
                     _DELIVERIES.c.state == DeliveryState.RETRYING,
+                    _DELIVERIES.c.next_attempt_at < now - overdue_by,
                 )
-                .values(next_attempt_at=_now() + timedelta(seconds=seconds))
+                .values(next_attempt_at=now + overdue_by)
             )
             return bool(result.rowcount)
 

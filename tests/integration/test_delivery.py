@@ -354,7 +354,7 @@ async def test_a_retry_copy_that_never_comes_back_from_rabbitmq_is_sent_again(
 ) -> None:
     """A quorum queue can keep an expired message instead of dead-lettering it (after a broker restart,
     rabbitmq/rabbitmq-server#10718). Here the retry copy is confirmed but never arrives; the store knows the
-    retry is overdue and the ingress's relay sends it again."""
+    retry is overdue and the target's worker sends it again (no ingress needed: the bench's backlog runs none)."""
     broker = hub.hub.broker
     publish = broker.publish
     retry_prefix = broker.topology.retry_queue("national-portal", 1).rsplit(".", 1)[0]

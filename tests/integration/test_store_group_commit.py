@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,19 @@ async def test_the_sqlite_fast_read_answers_exactly_as_the_usual_read(tmp_path: 
         assert [await store._delivery_read(*a) for a in asked] == fast
     finally:
         await store.aclose()
+
+
+async def test_an_overdue_retry_is_claimed_by_one_caller_only(store: MessageStore) -> None:
+    """Every worker process of a target looks for overdue retries; the claim lets one send it again."""
+    run = uuid.uuid4().hex[:8]
+    overdue, _ = await _accept(store, f"G{run}.1-261126-0001", ["portal"])
+    not_yet, _ = await _accept(store, f"G{run}.2-261126-0001", ["portal"])
+    await store.mark_retrying(overdue, "portal", attempt=1, delay_seconds=-20, reason="HTTP 503.")
+    await store.mark_retrying(not_yet, "portal", attempt=1, delay_seconds=1, reason="HTTP 503.")
+    wait = timedelta(seconds=15)
+
+    assert [e.id for e, _, _ in await store.overdue_retries(wait, targets=["portal"])] == [overdue]
+    claims = await asyncio.gather(*(store.claim_overdue_retry(overdue, "portal", overdue_by=wait) for _ in range(4)))
+    assert sorted(claims) == [False, False, False, True]
+    assert await store.overdue_retries(wait, targets=["portal"]) == []
+    assert not await store.claim_overdue_retry(not_yet, "portal", overdue_by=wait)
