@@ -62,7 +62,7 @@ class HubSettings(BaseSettings):
     ingress_shortcut: bool = Field(
         default=True,
         description="Answer POST /v1/messages with a plain ASGI handler instead of the FastAPI route "
-        "(same checks and answers, about a third less CPU per message); false only to rule it out.",
+        "(same checks and answers, about a quarter less CPU per message); false only to rule it out.",
     )
     admin_key: SecretStr | None = Field(
         default=None, description="Key that may read every message and replay (ops); unset = no admin access."
