@@ -16,7 +16,6 @@ from aio_pika.abc import AbstractIncomingMessage
 from hub.bootstrap import Hub
 from hub.broker import delivery_headers
 from hub.envelope import Envelope, encode_envelope
-from hub.errors import HubError
 from hub.store import DeliveryState, DeliveryView
 from hub.worker import REPLAY_HEADER
 
@@ -56,7 +55,7 @@ async def replay_message(hub: Hub, message_id: str, *, target: str | None = None
                 "only dead-lettered messages are replayed."
             )
             continue
-        if await _republish(hub, view.envelope.id, delivery.target, actor):
+        if await _republish(hub, view.envelope, delivery.target, actor):
             replayed.append((message_id, delivery.target))
         else:
             skipped.append(
@@ -73,7 +72,7 @@ async def replay_target(hub: Hub, target: str, *, actor: str, limit: int = 100_0
     """Replay every dead-lettered message of one target."""
     replayed: list[tuple[str, str]] = []
     for envelope, _delivery in await hub.store.dead_letters(target, limit=limit):
-        if await _republish(hub, envelope.id, target, actor):
+        if await _republish(hub, envelope, target, actor):
             replayed.append((envelope.id, target))
     if replayed:
         await _remove_from_dlqs(hub, set(replayed))
@@ -119,7 +118,7 @@ async def replay_matching(
     """Replay the dead letters of one target that match ``selection``."""
     replayed: list[tuple[str, str]] = []
     for envelope, delivery in await hub.store.dead_letters(target, limit=limit):
-        if selection.matches(envelope, delivery) and await _republish(hub, envelope.id, target, actor):
+        if selection.matches(envelope, delivery) and await _republish(hub, envelope, target, actor):
             replayed.append((envelope.id, target))
     if replayed:
         await _remove_from_dlqs(hub, set(replayed))
@@ -134,7 +133,7 @@ async def discard(hub: Hub, message_id: str, target: str, *, actor: str, reason:
     return done
 
 
-async def _republish(hub: Hub, message_id: str, target: str, actor: str) -> bool:
+async def _republish(hub: Hub, envelope: Envelope, target: str, actor: str) -> bool:
     """Send a dead-lettered message again; False when it is no longer dead-lettered (another
     operator replayed or discarded it meanwhile).
 
@@ -143,9 +142,7 @@ async def _republish(hub: Hub, message_id: str, target: str, actor: str) -> bool
     publish fails, the delivery goes back to dead-lettered, its reason kept, so it can be replayed
     again.
     """
-    envelope = await hub.store.message_envelope(message_id)
-    if envelope is None:
-        raise HubError(f"Message {message_id} is no longer in the store; it cannot be replayed.")
+    message_id = envelope.id
     if not await hub.store.mark_replayed(message_id, target, actor=actor):
         return False
     try:
