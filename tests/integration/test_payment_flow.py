@@ -113,8 +113,9 @@ async def open_payment(hub: RunningHub, code: str, *, status: int = 6) -> str:
     return str(result["MaThamChieu"])
 
 
-async def paid_without_follow_up(hub: RunningHub, code: str) -> Payment:
-    """A payment of ``code``, settled in the ledger but not yet sent on (as if the hub stopped right after)."""
+async def paid_without_follow_up(hub: RunningHub, code: str) -> tuple[Payment, DossierState]:
+    """A payment of ``code``, settled in the ledger but not yet sent on (as if the hub stopped right after),
+    and the dossier's state the hub reads to send it on."""
     ledger = PaymentLedger(hub.hub.store.engine)
     reference = await open_payment(hub, code)
     settled = await ledger.settle(
@@ -123,7 +124,16 @@ async def paid_without_follow_up(hub: RunningHub, code: str) -> Payment:
     assert settled == "settled"
     payment = await ledger.get(reference)
     assert payment is not None
-    return payment
+    read = await latest_dossier_state(hub.hub.store.engine, code)
+    assert read is not None
+    return payment, read
+
+
+async def reflected_on_ledger(settlement: PaymentSettlement, payment: Payment) -> str | None:
+    """The paid state the ledger records for ``payment`` (its ``reflected_message_id``)."""
+    recorded = await settlement.ledger.get(payment.reference)
+    assert recorded is not None
+    return recorded.reflected_message_id
 
 
 async def stored_count(hub: RunningHub, message_type: str, code: str) -> int:
@@ -338,9 +348,7 @@ async def test_a_one_stop_state_stored_while_the_paid_state_is_made_gets_the_pai
     engine = hub.hub.store.engine
     settlement = PaymentSettlement(hub.hub, {})
     code = dossier_code()
-    payment = await paid_without_follow_up(hub, code)
-    read = await latest_dossier_state(engine, code)  # the hub reads the dossier's state (awaiting fee payment) …
-    assert read is not None
+    payment, read = await paid_without_follow_up(hub, code)  # the hub reads the state (awaiting fee payment) …
     assert read.payload["TrangThaiHoSo"] == 6
     refused = await hub.post("dossier.upserted", dossier(code, status=3))  # … the one-stop system refuses it …
     assert refused.status_code == 202
@@ -362,9 +370,7 @@ async def test_a_one_stop_state_stored_while_the_paid_state_is_made_gets_the_pai
     assert newest is not None
     assert newest.message_id == finished.json()["id"]
     assert await stored_count(hub, "dossier.upserted", code) == 5
-    recorded = await settlement.ledger.get(payment.reference)
-    assert recorded is not None
-    assert recorded.reflected_message_id == reflected
+    assert await reflected_on_ledger(settlement, payment) == reflected
 
 
 async def store_paid_state(hub: RunningHub, payment: Payment, read: DossierState, key: str) -> OriginatedMessage:
@@ -385,9 +391,7 @@ async def test_a_paid_state_overtaken_before_the_hub_stopped_is_made_again_by_th
     engine = hub.hub.store.engine
     settlement = PaymentSettlement(hub.hub, {})
     code = dossier_code()
-    payment = await paid_without_follow_up(hub, code)
-    read = await latest_dossier_state(engine, code)
-    assert read is not None
+    payment, read = await paid_without_follow_up(hub, code)
     assert (await hub.post("dossier.upserted", dossier(code, status=3))).status_code == 202
     # The hub stored the paid state made from what it had read, and stopped before looking for newer states.
     overtaken = await store_paid_state(hub, payment, read, f"payment.reflected:{payment.transaction_id}:{read.seq}")
@@ -397,9 +401,7 @@ async def test_a_paid_state_overtaken_before_the_hub_stopped_is_made_again_by_th
     assert newest is not None
     assert (newest.payload["TrangThaiHoSo"], newest.payload["DuocThanhToanTrucTuyen"]) == (3, 1)
     assert newest.message_id != overtaken.id
-    recorded = await settlement.ledger.get(payment.reference)
-    assert recorded is not None
-    assert recorded.reflected_message_id == newest.message_id
+    assert await reflected_on_ledger(settlement, payment) == newest.message_id
 
 
 async def test_a_paid_state_an_older_hub_stored_is_not_sent_again_after_an_upgrade(
@@ -409,18 +411,14 @@ async def test_a_paid_state_an_older_hub_stored_is_not_sent_again_after_an_upgra
     hub = unreconciled_hub
     settlement = PaymentSettlement(hub.hub, {})
     code = dossier_code()
-    payment = await paid_without_follow_up(hub, code)
-    read = await latest_dossier_state(hub.hub.store.engine, code)
-    assert read is not None
+    payment, read = await paid_without_follow_up(hub, code)
     # The older hub stored the paid state under its key without a seq, and stopped before the ledger said so.
     older = await store_paid_state(hub, payment, read, f"payment.reflected:{payment.transaction_id}")
     assert (await hub.post("dossier.upserted", dossier(code, status=10, DuocThanhToanTrucTuyen=1))).status_code == 202
 
     await settlement.send_on(payment)  # what the upgraded hub's reconciler does
     assert await stored_count(hub, "dossier.upserted", code) == 3
-    recorded = await settlement.ledger.get(payment.reference)
-    assert recorded is not None
-    assert recorded.reflected_message_id == older.id
+    assert await reflected_on_ledger(settlement, payment) == older.id
 
 
 async def test_a_payment_whose_init_never_reached_the_platform_is_closed_by_reconciliation(
