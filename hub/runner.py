@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -111,6 +112,9 @@ async def run_hub(
         if extra is not None:
             tasks.append(asyncio.create_task(extra(stop)))
         log.info("hub_running", ingress=ingress, targets=list(targets))
+        # What exists now (modules, the app, routes, schemas) lives as long as the process: keep it out
+        # of the garbage collector's full passes, which would otherwise walk it again and again.
+        gc.freeze()
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
