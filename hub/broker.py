@@ -120,6 +120,10 @@ class Broker:
             and not self._publish_channel.is_closed
         )
 
+    def _connection_ready(self) -> bool:
+        """The connection is up (aio-pika's ``connected`` event is set): getting the channel will not wait."""
+        return self._connection is not None and self._connection.connected.is_set()
+
     async def connect(self) -> None:
         """Connect (once); raise BrokerUnavailableError when RabbitMQ cannot be reached."""
         async with self._connect_lock:
@@ -249,8 +253,11 @@ class Broker:
         try:
             if channel.is_closed:  # a robust channel being restored: answer now, do not wait for it
                 raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
-            async with asyncio.timeout(self.publish_timeout):
+            if self._connection_ready():  # nothing to wait for: no timer to set up
                 underlay = await channel.get_underlay_channel()
+            else:
+                async with asyncio.timeout(self.publish_timeout):
+                    underlay = await channel.get_underlay_channel()
             confirmation = await underlay.basic_publish(
                 body,
                 exchange="" if to_default_exchange else deliver_exchange.name,
