@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from hub.auth import AuthenticationError, SystemKeys
 from hub.bootstrap import Hub
 from hub.broker import delivery_headers
-from hub.envelope import Envelope, encode_envelope, new_message_id, normalize_text
+from hub.envelope import Envelope, encode_envelope, new_message_id, nfc_json_text, normalize_text
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
 from hub.routing import SystemSpec
 from hub.store import DeliveryState, MessageView
@@ -274,13 +274,14 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         """Validate, store and publish one posted message; the 202's body (:class:`AcceptedMessage`)."""
         check_length(len(raw))
         try:
-            raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _RequestError(
                 400, f"The body is not UTF-8 text (bad byte at position {exc.start}); send UTF-8 JSON."
             ) from exc
+        escaped = "\\u" in text
         try:
-            body = orjson.loads(raw)
+            body = orjson.loads(text if escaped else nfc_json_text(text))
         except orjson.JSONDecodeError as exc:
             raise _RequestError(400, f"The body is not valid JSON ({exc}); send a JSON object.") from exc
         if (
@@ -310,7 +311,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
             )
         if idempotency_key is not None and not 0 < len(idempotency_key) <= _IDEMPOTENCY_KEY_MAX:
             raise _RequestError(422, f"The Idempotency-Key header must be 1 to {_IDEMPOTENCY_KEY_MAX} characters long.")
-        payload = normalize_text(body["payload"])
+        payload = normalize_text(body["payload"]) if escaped else body["payload"]
         model = SCHEMAS[routes[0].schema_name]
         try:
             validated = model.model_validate(payload)

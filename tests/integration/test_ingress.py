@@ -104,15 +104,25 @@ async def test_bad_bodies_get_clear_errors_not_500(hub: RunningHub) -> None:
     assert shape.status_code == 422
 
 
-async def test_nfd_text_is_normalised_to_nfc(hub: RunningHub, portal) -> None:
+@pytest.mark.parametrize("escaped", [False, True], ids=["utf8-text", "json-escapes"])
+async def test_nfd_text_is_normalised_to_nfc(hub: RunningHub, portal, escaped: bool) -> None:
+    """NFD arrives as UTF-8 text (normalised in the text) or as \\u escapes (normalised after parsing)."""
+    import json
     import unicodedata
 
     name = unicodedata.normalize("NFD", "Lê Thị Hồng Nhung")
-    payload = dossier(ChuHoSo=name)
-    response = await hub.post("dossier.upserted", payload)
+    address = unicodedata.normalize("NFD", "Phường Hàng Bạc")
+    body = json.dumps(
+        {"type": "dossier.upserted", "payload": dossier(ChuHoSo=name, DiaChi=address)}, ensure_ascii=escaped
+    ).encode()
+    assert (b"\\u" in body) is escaped
+    response = await hub.client.post(
+        f"{hub.url}/v1/messages", content=body, headers={"Authorization": f"Bearer {ONESTOP_KEY}"}
+    )
     assert response.status_code == 202
     message = await hub.message(response.json()["id"])
-    assert message["payload"]["ChuHoSo"] == unicodedata.normalize("NFC", name)
+    assert message["payload"]["ChuHoSo"] == "Lê Thị Hồng Nhung"
+    assert message["payload"]["DiaChi"] == "Phường Hàng Bạc"
 
 
 async def test_messages_of_a_dossier_are_listed_in_order(hub: RunningHub) -> None:

@@ -6,10 +6,11 @@ import json
 import unicodedata
 from pathlib import Path
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
-from hub.envelope import Envelope, decode_envelope, encode_envelope, normalize_text
+from hub.envelope import Envelope, decode_envelope, encode_envelope, nfc_json_text, normalize_text
 from schemas import SCHEMAS, DossierProgress, DossierUpserted, json_schemas
 from tests.support.payloads import dossier, step
 
@@ -32,6 +33,13 @@ def test_text_is_normalised_to_nfc_recursively() -> None:
     assert nfd != "Phường Hàng Bạc"
     normalised = normalize_text({"a": [nfd, {"b": nfd}], nfd: 1})
     assert normalised == {"a": ["Phường Hàng Bạc", {"b": "Phường Hàng Bạc"}], "Phường Hàng Bạc": 1}
+
+
+def test_normalising_the_json_text_gives_the_strings_normalising_each_value_gives() -> None:
+    nfd = unicodedata.normalize("NFD", "Nguyễn Văn Ân, Phường Hàng Bạc")
+    text = orjson.dumps({"type": "dossier.upserted", nfd: [nfd, {"k": nfd, "n": 1.5e3, "t": True}]}).decode()
+    assert orjson.loads(nfc_json_text(text)) == normalize_text(orjson.loads(text))
+    assert nfd not in nfc_json_text(text)
 
 
 def test_valid_payloads_pass() -> None:
