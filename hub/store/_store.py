@@ -28,6 +28,7 @@ from hub.envelope import Envelope
 from hub.errors import StoreUnavailableError
 from hub.store._errors import reachable
 from hub.store._group_commit import GroupCommit
+from hub.store._plain_sql import execute_many
 from hub.store._writer_thread import WriterThread, sqlite_pragmas
 from hub.store.models import DeliveryEventRow, DeliveryRow, DossierCursorRow, MessageRow
 
@@ -332,6 +333,15 @@ class MessageStore:
             async with self._engine.begin() as connection:
                 return await connection.run_sync(work)
 
+    def _execute_many(self, connection: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> Sequence[Any]:
+        """One grouped write's statement for all its rows: on SQLite as plain SQL with the rows as tuples
+        (:mod:`._plain_sql`: SQLAlchemy's per-row work was most of the writer thread's), elsewhere through
+        Core. Returns the rows of an ``INSERT … RETURNING``."""
+        if self.is_sqlite:
+            return execute_many(connection, statement, rows, json_text=_json_text)
+        result = connection.execute(statement, rows)
+        return result.all() if result.returns_rows else []
+
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A bare connection for the worker's hot reads: one Core statement, no ORM session around it
@@ -412,8 +422,11 @@ class MessageStore:
     async def _write_accepted(self, items: Sequence[_Accepted]) -> list[int]:
         """One multi-row insert per table; returns each message's ``seq`` in the items' order."""
 
+        many = self._execute_many
+
         def work(connection: Connection) -> list[int]:
-            inserted = connection.execute(
+            inserted = many(
+                connection,
                 _INSERT_MESSAGES,
                 [
                     {
@@ -428,8 +441,9 @@ class MessageStore:
                     for i in items
                 ],
             )
-            seq_of = {message_id: int(seq) for message_id, seq in inserted.all()}
-            connection.execute(
+            seq_of = {message_id: int(seq) for message_id, seq in inserted}
+            many(
+                connection,
                 _INSERT_DELIVERIES,
                 [
                     {
@@ -444,7 +458,8 @@ class MessageStore:
                     for target, route in i.targets
                 ],
             )
-            connection.execute(
+            many(
+                connection,
                 _INSERT_EVENTS,
                 [{"message_id": i.message_id, "target": None, "kind": "accepted", "at": i.accepted_at} for i in items],
             )
@@ -484,7 +499,7 @@ class MessageStore:
             for message_id, targets in items
             for target in targets
         ]
-        await self._write(lambda connection: connection.execute(_PUBLISHED, rows))
+        await self._write(lambda connection: self._execute_many(connection, _PUBLISHED, rows))
         return [None] * len(items)
 
     async def forget_unpublished(self, message_id: str) -> bool:
@@ -672,15 +687,19 @@ class MessageStore:
                 key = (item.target, item.dossier_code)
                 cursors[key] = max(item.seq, cursors.get(key, item.seq))
 
+        many = self._execute_many
+
         def work(connection: Connection) -> dict[tuple[str, str], int]:
-            connection.execute(
+            many(
+                connection,
                 _DELIVERED,
                 [
                     {"b_message_id": i.message_id, "b_target": i.target, "b_attempts": i.attempt, "b_now": now}
                     for i in items
                 ],
             )
-            connection.execute(
+            many(
+                connection,
                 _INSERT_EVENTS,
                 [
                     {

@@ -5,12 +5,15 @@ an error only for the caller whose write is wrong. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from hub.envelope import new_message_id
@@ -224,3 +227,61 @@ async def test_an_overdue_retry_is_claimed_by_one_caller_only(store: MessageStor
     assert sorted(claims) == [False, False, False, True]
     assert await store.overdue_retries(wait, targets=["portal"]) == []
     assert not await store.claim_overdue_retry(not_yet, "portal", overdue_by=wait)
+
+
+def _through_core(connection: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> Sequence[Any]:
+    result = connection.execute(statement, rows)
+    return result.all() if result.returns_rows else []
+
+
+async def _write_the_grouped_records(path: Path, *, plain: bool) -> dict[str, list[tuple[Any, ...]]]:
+    store = MessageStore.open(f"sqlite:///{path}")
+    await store.migrate()
+    if not plain:
+        store._execute_many = _through_core  # type: ignore[method-assign]
+    try:
+        views = await asyncio.gather(
+            *(
+                store.accept(
+                    message_type="dossier.upserted",
+                    source="onestop",
+                    dossier_code=f"G1.1-261126-000{n}",
+                    payload={"MaHoSo": f"G1.1-261126-000{n}", "ChuHoSo": "Lê Thị Hồng", "Gia": n, "x": None},
+                    targets=[("portal", "dossier-sync"), ("ministry", "dossier-sync")],
+                    idempotency_key=f"key-{n}" if n % 2 else None,
+                    message_id=f"00000000-0000-4000-8000-00000000000{n}",
+                )
+                for n in range(1, 6)
+            )
+        )
+        for view, _ in views:
+            await store.mark_published(view.envelope.id, ["portal", "ministry"])
+        await asyncio.gather(
+            *(
+                store.mark_delivered(view.envelope.id, "portal", attempt=2, dossier_code=None, seq=None)
+                for view, _ in views
+            )
+        )
+    finally:
+        await store.aclose()
+    with sqlite3.connect(path) as raw:
+        return {
+            table: raw.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()  # noqa: S608 - fixed names
+            for table in ("messages", "deliveries", "delivery_events")
+        }
+
+
+async def test_the_grouped_writes_as_plain_sql_store_exactly_what_sqlalchemy_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same accept, published and delivered records, written once as plain SQL (SQLite's writer
+    thread) and once through SQLAlchemy Core, leave the same values in every column."""
+    from hub.store import _store
+
+    monkeypatch.setattr(_store, "_now", lambda: datetime(2026, 12, 1, 16, 5, 7, 123456, tzinfo=UTC))
+    plain = await _write_the_grouped_records(tmp_path / "plain.db", plain=True)
+    core = await _write_the_grouped_records(tmp_path / "core.db", plain=False)
+    assert len(plain["messages"]) == 5
+    assert len(plain["deliveries"]) == 10
+    assert {row[3] for row in plain["deliveries"]} == {DeliveryState.DELIVERED, DeliveryState.ACCEPTED}
+    assert plain == core

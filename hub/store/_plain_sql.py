@@ -1,0 +1,91 @@
+"""SQLite only: the grouped writes' Core statements run as plain SQL, their rows as tuples.
+
+A grouped write is a few statements of 16 rows or so. Through ``Connection.execute`` SQLAlchemy
+prepares every row's parameters with its general machinery (an execution context, the type
+processors looked up for each parameter), which in the ingress cost more of the writer thread's
+CPU than SQLite's own work on the rows, and that thread holds the GIL the event loop needs
+meanwhile (bench/README.md). Here each statement is compiled once per set of columns, the
+processors of its parameters are looked up once, and each row becomes one tuple for the driver's
+``executemany``. SQLAlchemy still runs the transaction and wraps the driver's errors (an
+``IntegrityError`` stays one). What is written is what SQLAlchemy writes: the same processors turn
+datetimes into SQLite's text, and JSON columns are written by the store's own JSON function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.dml import UpdateBase
+
+__all__ = ["execute_many"]
+
+_DIALECT = SQLiteDialect(paramstyle="qmark")
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    #: Per ``?`` in order: the row's key to read, or None for a constant of the statement's own.
+    keys: tuple[str | None, ...]
+    processors: tuple[Processor | None, ...]
+    constants: tuple[Any, ...]
+    returning: bool
+
+    def row(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            constant if key is None else _processed(params[key], process)
+            for key, process, constant in zip(self.keys, self.processors, self.constants, strict=True)
+        )
+
+    @lru_cache(maxsize=64)  # noqa: B019 - a few statements, kept for the process's life
+    def multi_row_sql(self, count: int) -> str:
+        """``INSERT … VALUES (…), (…), … RETURNING …``: one statement, so SQLite returns every row's key."""
+        head, _, rest = self.sql.partition(" VALUES ")
+        values, _, tail = rest.partition(" RETURNING ")
+        return f"{head} VALUES {', '.join([values] * count)} RETURNING {tail}"
+
+
+@lru_cache(maxsize=64)
+def _compile(statement: UpdateBase, keys: tuple[str, ...], json_text: Processor) -> _Compiled:
+    compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))
+    names = list(compiled.positiontup or ())
+    binds = [compiled.binds[name] for name in names]
+    processors = [
+        json_text if isinstance(b.type, JSON) else b.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for b in binds
+    ]
+    constants = [
+        None if b.required else _processed(b.effective_value, p) for b, p in zip(binds, processors, strict=True)
+    ]
+    return _Compiled(
+        sql=str(compiled),
+        keys=tuple(name if b.required else None for name, b in zip(names, binds, strict=True)),
+        processors=tuple(processors),
+        constants=tuple(constants),
+        returning=" RETURNING " in str(compiled),
+    )
+
+
+def _processed(value: Any, process: Processor | None) -> Any:
+    return value if process is None or value is None else process(value)
+
+
+def execute_many(
+    connection: Connection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]], *, json_text: Processor
+) -> Sequence[Row[Any]]:
+    """Run ``statement`` once per row (every row has the same keys) in one call to the driver; an
+    INSERT … RETURNING gives the returned rows, in no particular order."""
+    if not rows:
+        return []
+    compiled = _compile(statement, tuple(rows[0]), json_text)
+    if not compiled.returning:
+        connection.exec_driver_sql(compiled.sql, [compiled.row(r) for r in rows])
+        return []
+    flat = tuple(value for r in rows for value in compiled.row(r))
+    return connection.exec_driver_sql(compiled.multi_row_sql(len(rows)), flat).all()
