@@ -305,7 +305,7 @@ class HubDeployment:
             f"  hub: {count} messages published in {published:.1f} s, all delivered after {delivered:.1f} s; "
             f"CPU ms/msg: {cpu.per_message(deliveries, producer=done['cpu_seconds'])}"
         )
-        return deliveries / delivered
+        return float(deliveries / delivered)
 
     async def warm_up(self, count: int) -> None:
         """Token fetch, connection pools, database caches: done before anything is measured."""

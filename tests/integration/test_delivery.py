@@ -87,7 +87,7 @@ async def test_a_permanent_rejection_is_dead_lettered_with_its_reason_and_replay
     assert f"hub replay {message_id}" in delivery["last_error"]
     in_dlq = [m for m in await _dlq_messages(hub) if m.message_id == message_id]
     assert len(in_dlq) == 1
-    assert "1.000894" in in_dlq[0].headers[REASON_HEADER]
+    assert "1.000894" in str(in_dlq[0].headers[REASON_HEADER])
 
     portal.delete("/_mock/faults")
     result = await replay_message(hub.hub, message_id, actor="test-operator")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.harness import MINISTRY_KEY, ONESTOP_KEY, RunningHub, eventually, running_hub
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 ADMIN_KEY = "test-admin-key-not-a-secret"
 
 
-async def test_accepts_a_dossier_and_delivers_it_to_the_portal(hub: RunningHub, portal) -> None:
+async def test_accepts_a_dossier_and_delivers_it_to_the_portal(hub: RunningHub, portal: httpx.Client) -> None:
     payload = dossier(status=1)
     response = await hub.post("dossier.upserted", payload)
     assert response.status_code == 202, response.text
@@ -31,7 +32,9 @@ async def test_accepts_a_dossier_and_delivers_it_to_the_portal(hub: RunningHub, 
     assert at_portal["current"]["ChuHoSo"] == "Nguyễn Thị Thử Nghiệm"
 
 
-async def test_the_same_idempotency_key_returns_the_original_id_and_sends_once(hub: RunningHub, portal) -> None:
+async def test_the_same_idempotency_key_returns_the_original_id_and_sends_once(
+    hub: RunningHub, portal: httpx.Client
+) -> None:
     payload = dossier()
     first = await hub.post("dossier.upserted", payload, idempotency_key="k-" + payload["MaHoSo"])
     second = await hub.post("dossier.upserted", payload, idempotency_key="k-" + payload["MaHoSo"])
@@ -105,7 +108,7 @@ async def test_bad_bodies_get_clear_errors_not_500(hub: RunningHub) -> None:
 
 
 @pytest.mark.parametrize("escaped", [False, True], ids=["utf8-text", "json-escapes"])
-async def test_nfd_text_is_normalised_to_nfc(hub: RunningHub, portal, escaped: bool) -> None:
+async def test_nfd_text_is_normalised_to_nfc(hub: RunningHub, portal: httpx.Client, escaped: bool) -> None:
     """NFD arrives as UTF-8 text (normalised in the text) or as \\u escapes (normalised after parsing)."""
     import json
     import unicodedata

@@ -133,7 +133,7 @@ async def test_verify_compares_name_in_either_unicode_form(rr_hub: RunningHub, p
 async def test_bad_input_is_refused_with_a_sentence_before_any_call(
     rr_hub: RunningHub, population: httpx.Client, field: str, value: str, sentence: str
 ) -> None:
-    response = await _request(rr_hub, "population.lookup", population_request(**{field: value}))  # type: ignore[arg-type]
+    response = await _request(rr_hub, "population.lookup", population_request(**{field: value}))
     assert response.status_code == 422
     assert response.json()["error"] == "invalid"
     assert any(field in error and sentence in error for error in response.json()["errors"]), response.json()

@@ -22,6 +22,7 @@ import uvicorn
 
 from hub.bootstrap import Hub, build_hub
 from hub.ingress import create_ingress_app
+from hub.request_worker import RequestWorker
 from hub.runner import start_workers
 from hub.settings import HubSettings
 from hub.worker import TargetWorker
@@ -91,7 +92,7 @@ def write_routes(folder: Path, portal_url: str, *, backoff: str = "[200ms, 500ms
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 30.0, interval: float = 0.1) -> T:
     """Await ``check()`` until it returns something truthy; fail with its last value after ``timeout``."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | None = None
     while time.monotonic() < deadline:
         last = await check()
         if last:
@@ -125,7 +126,7 @@ class RunningHub:
     hub: Hub
     url: str
     client: httpx.AsyncClient
-    workers: list[TargetWorker]
+    workers: list[TargetWorker | RequestWorker]
     portal_url: str
 
     async def post(
@@ -152,7 +153,7 @@ class RunningHub:
 
     async def delivery_state(self, message_id: str, target: str = "national-portal") -> str:
         message = await self.message(message_id)
-        return next(d["state"] for d in message["deliveries"] if d["target"] == target)
+        return str(next(d["state"] for d in message["deliveries"] if d["target"] == target))
 
     async def stop_workers(self) -> None:
         for worker in self.workers:

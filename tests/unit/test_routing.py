@@ -60,12 +60,12 @@ def test_bad_durations_say_how_to_write_one(value: str | int) -> None:
 
 
 def test_retry_policy_walks_the_tiers_and_repeats_the_last() -> None:
-    policy = RetryPolicy(attempts=6, backoff=["1s", "10s", "1m"])  # type: ignore[arg-type]
+    policy = RetryPolicy(attempts=6, backoff=["1s", "10s", "1m"])
     assert [policy.delay_after(n) for n in range(1, 7)] == [1, 10, 60, 60, 60, None]
 
 
 def test_retry_after_picks_the_smallest_tier_that_is_long_enough() -> None:
-    policy = RetryPolicy(attempts=10, backoff=["1s", "10s", "1m", "10m"])  # type: ignore[arg-type]
+    policy = RetryPolicy(attempts=10, backoff=["1s", "10s", "1m", "10m"])
     assert policy.delay_after(1, retry_after=5) == 10
     assert policy.delay_after(1, retry_after=0.5) == 1
     assert policy.delay_after(3, retry_after=5) == 60
