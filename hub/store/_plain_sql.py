@@ -44,17 +44,19 @@ class _Compiled:
             for key, process, constant in zip(self.keys, self.processors, self.constants, strict=True)
         )
 
-    @lru_cache(maxsize=64)  # noqa: B019 - a few statements, kept for the process's life
-    def multi_row_sql(self, count: int) -> str:
-        """``INSERT … VALUES (…), (…), … RETURNING …``: one statement, so SQLite returns every row's key."""
-        head, _, rest = self.sql.partition(" VALUES ")
-        values, _, tail = rest.partition(" RETURNING ")
-        return f"{head} VALUES {', '.join([values] * count)} RETURNING {tail}"
+
+@lru_cache(maxsize=256)
+def _multi_row_sql(sql: str, count: int) -> str:
+    """``INSERT … VALUES (…), (…), … RETURNING …``: one statement, so SQLite returns every row's key."""
+    head, _, rest = sql.partition(" VALUES ")
+    values, _, tail = rest.partition(" RETURNING ")
+    return f"{head} VALUES {', '.join([values] * count)} RETURNING {tail}"
 
 
 @lru_cache(maxsize=64)
 def _compile(statement: UpdateBase, keys: tuple[str, ...], json_text: Processor) -> _Compiled:
     compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))
+    sql = str(compiled)
     names = list(compiled.positiontup or ())
     binds = [compiled.binds[name] for name in names]
     processors = [
@@ -64,11 +66,11 @@ def _compile(statement: UpdateBase, keys: tuple[str, ...], json_text: Processor)
         None if b.required else _processed(b.effective_value, p) for b, p in zip(binds, processors, strict=True)
     ]
     return _Compiled(
-        sql=str(compiled),
+        sql=sql,
         keys=tuple(name if b.required else None for name, b in zip(names, binds, strict=True)),
         processors=tuple(processors),
         constants=tuple(constants),
-        returning=" RETURNING " in str(compiled),
+        returning=" RETURNING " in sql,
     )
 
 
@@ -88,4 +90,4 @@ def execute_many(
         connection.exec_driver_sql(compiled.sql, [compiled.row(r) for r in rows])
         return []
     flat = tuple(value for r in rows for value in compiled.row(r))
-    return connection.exec_driver_sql(compiled.multi_row_sql(len(rows)), flat).all()
+    return connection.exec_driver_sql(_multi_row_sql(compiled.sql, len(rows)), flat).all()

@@ -125,6 +125,12 @@ def _log_failed_background_write(future: asyncio.Future[None]) -> None:
         )
 
 
+def core_execute_many(connection: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> Sequence[Any]:
+    """A grouped write's statement for all its rows through SQLAlchemy Core; the rows of an ``INSERT … RETURNING``."""
+    result = connection.execute(statement, rows)
+    return result.all() if result.returns_rows else []
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -339,8 +345,7 @@ class MessageStore:
         Core. Returns the rows of an ``INSERT … RETURNING``."""
         if self.is_sqlite:
             return execute_many(connection, statement, rows, json_text=_json_text)
-        result = connection.execute(statement, rows)
-        return result.all() if result.returns_rows else []
+        return core_execute_many(connection, statement, rows)
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:

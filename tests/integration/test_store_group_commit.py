@@ -7,17 +7,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from hub.envelope import new_message_id
 from hub.store import DeliveryState, MessageStore
+from hub.store._store import core_execute_many
 
 pytestmark = pytest.mark.integration
 
@@ -229,16 +229,11 @@ async def test_an_overdue_retry_is_claimed_by_one_caller_only(store: MessageStor
     assert not await store.claim_overdue_retry(not_yet, "portal", overdue_by=wait)
 
 
-def _through_core(connection: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> Sequence[Any]:
-    result = connection.execute(statement, rows)
-    return result.all() if result.returns_rows else []
-
-
 async def _write_the_grouped_records(path: Path, *, plain: bool) -> dict[str, list[tuple[Any, ...]]]:
     store = MessageStore.open(f"sqlite:///{path}")
     await store.migrate()
     if not plain:
-        store._execute_many = _through_core  # type: ignore[method-assign]
+        store._execute_many = core_execute_many  # type: ignore[method-assign]
     try:
         views = await asyncio.gather(
             *(
