@@ -45,6 +45,7 @@ def test_broker_stopped_and_started_mid_stream_loses_and_duplicates_nothing(
         # stream may have finished by then (a CI run saw no request at all during the outage).
         late = TrafficStream(hub.url, plan_messages(scale.messages // 3, run)).start()
         accepted_before = stream.accepted + late.accepted
+        open_when_stopped = len(stream) - stream.answered
         time.sleep(outage)
         accepted_during = stream.accepted + late.accepted - accepted_before
     portal.delete("/_mock/faults")
@@ -64,6 +65,7 @@ def test_broker_stopped_and_started_mid_stream_loses_and_duplicates_nothing(
         retry_publishes_refused=count_events(hub.logs(tail=10**9), "broker_publish_failed_message_kept"),
         accepted_while_down=accepted_during,
         posts_without_answer=sum(m.no_answer for m in messages),
+        first_stream_open_when_stopped=open_when_stopped,
     )
     record_figures.append(figures)
     assert figures.notes["answered_503"] > 0, (
