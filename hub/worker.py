@@ -157,11 +157,23 @@ class TargetWorker:
                 log.exception("overdue_retries_failed", target=self.target)
 
     async def resend_overdue_retries(self) -> int:
-        """One round of :meth:`_watch_overdue_retries`; the number of copies sent again."""
+        """One round of :meth:`_watch_overdue_retries`; the number of copies sent again.
+
+        Only once the target queue has no message ready: a retry copy back from its tier waits at the
+        tail of that queue, and behind a backlog it is late, not lost. Sending it again then would add
+        a copy every round for as long as the backlog lasts, and the copies would lengthen the backlog.
+        A copy this worker holds right now is not sent again either.
+        """
+        overdue = await self.store.overdue_retries(self.overdue_retry_after, targets=[self.target])
+        overdue = [item for item in overdue if not self._holds(item[0].id)]
+        if not overdue:
+            return 0
+        waiting = await self.broker.queue_depth(self.broker.topology.target_queue(self.target))
+        if waiting != 0:  # a backlog (or the depth cannot be read): the copies may be in it
+            log.info("overdue_retries_behind_backlog", target=self.target, overdue=len(overdue), waiting=waiting)
+            return 0
         count = 0
-        for envelope, _target, attempts in await self.store.overdue_retries(
-            self.overdue_retry_after, targets=[self.target]
-        ):
+        for envelope, _target, attempts in overdue:
             if not await self.store.claim_overdue_retry(envelope.id, self.target, overdue_by=self.overdue_retry_after):
                 continue  # delivered meanwhile, or another process of this target sends it
             await self.broker.publish(
@@ -580,13 +592,17 @@ class TargetWorker:
         ingress died before recording the broker's confirm). The copy in hand settles the message
         (delivered, retried, dead-lettered, or back to the queue), so the other is acknowledged.
         """
-        held = self._held.get(message_id)
-        if held is not None and held is not message and not held.processed and _channel_open(held):
+        if self._held.get(message_id) is not message and self._holds(message_id):
             return True
         self._held[message_id] = message
         if len(self._held) > 4 * self.prefetch + 100:
             self._held = {k: m for k, m in self._held.items() if not m.processed and _channel_open(m)}
         return False
+
+    def _holds(self, message_id: str) -> bool:
+        """True when this worker holds a copy of the message, unsettled on a live channel."""
+        held = self._held.get(message_id)
+        return held is not None and not held.processed and _channel_open(held)
 
     def _release(self, message_id: str, message: AbstractIncomingMessage) -> None:
         if self._held.get(message_id) is message:

@@ -14,6 +14,7 @@ from hub.broker import ATTEMPT_HEADER, REASON_HEADER
 from hub.envelope import encode_envelope
 from hub.errors import BrokerUnavailableError
 from hub.operations import replay_message, replay_target
+from hub.worker import TargetWorker
 from tests.support.harness import RABBITMQ_URL, RunningHub, eventually, running_hub, write_routes
 from tests.support.payloads import dossier, dossier_code, step
 
@@ -370,4 +371,41 @@ async def test_a_retry_copy_that_never_comes_back_from_rabbitmq_is_sent_again(
     message_id = response.json()["id"]
     await _wait_state(hub, message_id, "retrying", timeout=10)
     await _wait_state(hub, message_id, "delivered", timeout=40)
+    assert (await hub.message(message_id))["deliveries"][0]["attempts"] == 2
+
+
+async def test_an_overdue_retry_whose_copy_waits_behind_a_backlog_is_not_sent_again(hub: RunningHub) -> None:
+    """A retry copy back from its tier waits at the tail of the target queue: behind a backlog it is
+    overdue in the store but not lost, and sending it again every round would only grow the backlog.
+    Once the queue has drained and the delivery is still retrying, the copy is lost and sent again."""
+    await hub.stop_workers()
+    target = "national-portal"
+    broker, store = hub.hub.broker, hub.hub.store
+    queue = broker.topology.target_queue(target)
+    message_id = (await hub.post("dossier.upserted", dossier())).json()["id"]
+
+    async def queued(count: int) -> bool:
+        return await broker.queue_depth(queue) == count
+
+    await eventually(lambda: queued(1))  # the copy waits: no worker consumes
+    await store.mark_retrying(message_id, target, attempt=1, delay_seconds=-60, reason="The portal answered 503.")
+    worker = TargetWorker(
+        target=target, adapter=hub.hub.create_adapter(target), routes=hub.hub.routes, store=store,
+        broker=broker, metrics=hub.hub.metrics, prefetch=8, delivery_timeout=5,
+    )  # fmt: skip
+    try:
+        assert await worker.resend_overdue_retries() == 0
+        assert await broker.queue_depth(queue) == 1, "no second copy was published"
+
+        channel = await broker.channel(1)
+        try:
+            await (await channel.get_queue(queue)).purge()  # the copy is lost
+        finally:
+            await channel.close()
+        assert await worker.resend_overdue_retries() == 1
+        await eventually(lambda: queued(1))
+    finally:
+        await worker.adapter.aclose()
+    await hub.start_workers()
+    await _wait_state(hub, message_id, "delivered")
     assert (await hub.message(message_id))["deliveries"][0]["attempts"] == 2
