@@ -14,10 +14,9 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from hub.bootstrap import Hub
-from hub.broker import delivery_headers
 from hub.envelope import Envelope, encode_envelope
 from hub.store import DeliveryState, DeliveryView
-from hub.worker import REPLAY_HEADER
+from hub.worker import replay_headers
 
 __all__ = [
     "DeadLetterFilter",
@@ -150,7 +149,7 @@ async def _republish(hub: Hub, envelope: Envelope, target: str, actor: str) -> b
             encode_envelope(envelope),
             routing_key=target,
             message_id=message_id,
-            headers={**delivery_headers(envelope, attempt=1), REPLAY_HEADER: 1},
+            headers=replay_headers(envelope),
         )
     except BaseException as exc:
         await hub.store.undo_replay(

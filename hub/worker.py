@@ -44,11 +44,19 @@ from hub.metrics import HubMetrics
 from hub.routing import Route, RouteTable
 from hub.store import DeliveryState, MessageStore
 
-__all__ = ["IN_DOUBT_HEADER", "REPLAY_HEADER", "TargetWorker"]
+__all__ = ["IN_DOUBT_HEADER", "REPLAY_HEADER", "TargetWorker", "replay_headers"]
 
 log = structlog.get_logger(__name__)
 
 REPLAY_HEADER = "x-hub-replay"
+
+
+def replay_headers(envelope: Envelope) -> dict[str, Any]:
+    """Headers of a replayed copy: a first attempt again, marked as a replay (the worker then takes it
+    although the delivery was dead-lettered)."""
+    return {**delivery_headers(envelope, attempt=1), REPLAY_HEADER: 1}
+
+
 #: Set on a retry copy when an earlier attempt may have reached the target unseen (see ``_in_doubt``).
 IN_DOUBT_HEADER = "x-hub-in-doubt"
 T = TypeVar("T")
@@ -165,7 +173,7 @@ class TargetWorker:
         A copy this worker holds right now is not sent again either.
         """
         overdue = await self.store.overdue_retries(self.overdue_retry_after, targets=[self.target])
-        overdue = [item for item in overdue if not self._holds(item[0].id)]
+        overdue = [item for item in overdue if not self._holds(item.envelope.id)]
         if not overdue:
             return 0
         waiting = await self.broker.queue_depth(self.broker.topology.target_queue(self.target))
@@ -173,17 +181,18 @@ class TargetWorker:
             log.info("overdue_retries_behind_backlog", target=self.target, overdue=len(overdue), waiting=waiting)
             return 0
         count = 0
-        for envelope, _target, attempts in overdue:
+        for envelope, _target, attempts, replayed in overdue:
             if not await self.store.claim_overdue_retry(envelope.id, self.target, overdue_by=self.overdue_retry_after):
                 continue  # delivered meanwhile, or another process of this target sends it
+            # A replay whose copy never came (hub replay died between its record and its publish) is sent
+            # as the replay would have sent it: attempts start again.
+            headers = replay_headers(envelope) if replayed else delivery_headers(envelope, attempt=attempts + 1)
             await self.broker.publish(
-                encode_envelope(envelope),
-                routing_key=self.target,
-                message_id=envelope.id,
-                headers=delivery_headers(envelope, attempt=attempts + 1),
+                encode_envelope(envelope), routing_key=self.target, message_id=envelope.id, headers=headers
             )
             count += 1
-            log.warning("overdue_retry_resent", message_id=envelope.id, target=self.target, attempt=attempts + 1)
+            event = "overdue_replay_resent" if replayed else "overdue_retry_resent"
+            log.warning(event, message_id=envelope.id, target=self.target, attempt=headers[ATTEMPT_HEADER])
         return count
 
     # ------------------------------------------------------------------ consuming

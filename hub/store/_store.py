@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import orjson
 import structlog
@@ -34,7 +34,7 @@ from hub.store.models import DeliveryEventRow, DeliveryRow, DossierCursorRow, Me
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["DeliveryState", "DeliveryView", "EventView", "MessageStore", "MessageView"]
+__all__ = ["DeliveryState", "DeliveryView", "EventView", "MessageStore", "MessageView", "OverdueDelivery"]
 
 
 class DeliveryState:
@@ -51,6 +51,19 @@ class DeliveryState:
 
     FINAL = frozenset({DELIVERED, SUPERSEDED, DISCARDED})
     OPEN = frozenset({PENDING, ACCEPTED, RETRYING, REPLAYED})
+
+
+#: States whose copy is sent again when it has not reached the worker long after it was due.
+_RESENT_WHEN_OVERDUE = (DeliveryState.RETRYING, DeliveryState.REPLAYED)
+
+
+class OverdueDelivery(NamedTuple):
+    """A delivery whose retry or replay copy is overdue (see ``MessageStore.overdue_retries``)."""
+
+    envelope: Envelope
+    target: str
+    attempts: int
+    replayed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,17 +564,18 @@ class MessageStore:
 
     async def overdue_retries(
         self, overdue_by: timedelta, *, targets: Iterable[str], limit: int = 200
-    ) -> list[tuple[Envelope, str, int]]:
-        """``(envelope, target, attempts)`` of deliveries still ``retrying`` ``overdue_by`` after their
-        retry was due: their retry copy has not come back from RabbitMQ's retry tier."""
+    ) -> list[OverdueDelivery]:
+        """Deliveries still ``retrying`` ``overdue_by`` after their retry was due (their retry copy has
+        not come back from RabbitMQ's retry tier), or still ``replayed`` ``overdue_by`` after the replay
+        (its copy never reached the worker: ``hub replay`` died between its record and its publish)."""
         cutoff = _now() - overdue_by
         async with self._session() as session:
             rows = (
                 await session.execute(
-                    select(MessageRow, DeliveryRow.target, DeliveryRow.attempts)
+                    select(MessageRow, DeliveryRow.target, DeliveryRow.attempts, DeliveryRow.state)
                     .join(DeliveryRow, DeliveryRow.message_id == MessageRow.id)
                     .where(
-                        DeliveryRow.state == DeliveryState.RETRYING,
+                        DeliveryRow.state.in_(_RESENT_WHEN_OVERDUE),
                         DeliveryRow.next_attempt_at < cutoff,
                         DeliveryRow.target.in_(list(targets)),
                     )
@@ -569,11 +583,14 @@ class MessageStore:
                     .limit(limit)
                 )
             ).all()
-        return [(_envelope(message), target, attempts) for message, target, attempts in rows]
+        return [
+            OverdueDelivery(_envelope(message), target, attempts, replayed=state == DeliveryState.REPLAYED)
+            for message, target, attempts, state in rows
+        ]
 
     async def claim_overdue_retry(self, message_id: str, target: str, *, overdue_by: timedelta) -> bool:
-        """Move an overdue retry's due time ``overdue_by`` on, so that it is sent again once: True for
-        the one caller (of any process) that moved it while it was still retrying and overdue."""
+        """Move an overdue retry's (or replay's) due time ``overdue_by`` on, so that it is sent again once:
+        True for the one caller (of any process) that moved it while it was still overdue."""
 
         def work(connection: Connection) -> bool:
             now = _now()
@@ -582,7 +599,7 @@ class MessageStore:
                 .where(
                     _DELIVERIES.c.message_id == message_id,
                     _DELIVERIES.c.target == target,
-                    _DELIVERIES.c.state == DeliveryState.RETRYING,
+                    _DELIVERIES.c.state.in_(_RESENT_WHEN_OVERDUE),
                     _DELIVERIES.c.next_attempt_at < now - overdue_by,
                 )
                 .values(next_attempt_at=now + overdue_by)
@@ -785,9 +802,10 @@ class MessageStore:
         )  # fmt: skip
 
     async def mark_replayed(self, message_id: str, target: str, *, actor: str) -> bool:
+        """Record a replay; its due time is now, so a copy that never arrives is sent again (overdue_retries)."""
         return await self._transition(
             message_id, target, state=DeliveryState.REPLAYED, kind="replayed", attempt=None,
-            detail="Sent again from the dead-letter queue.", actor=actor,
+            detail="Sent again from the dead-letter queue.", actor=actor, next_attempt_at=_now(),
             only_from=[DeliveryState.DEAD_LETTERED],
         )  # fmt: skip
 

@@ -409,3 +409,41 @@ async def test_an_overdue_retry_whose_copy_waits_behind_a_backlog_is_not_sent_ag
     await hub.start_workers()
     await _wait_state(hub, message_id, "delivered")
     assert (await hub.message(message_id))["deliveries"][0]["attempts"] == 2
+
+
+async def test_a_replay_that_died_before_publishing_its_copy_is_sent_again_by_the_worker(hub: RunningHub) -> None:
+    """``hub replay`` records the replay, then publishes the copy. Killed in between, it leaves the delivery
+    ``replayed`` with no copy anywhere, and only dead-lettered messages can be replayed: the target's worker
+    finds the replay overdue and sends the copy itself, as the replay would have."""
+    await hub.stop_workers()
+    target = "national-portal"
+    broker, store = hub.hub.broker, hub.hub.store
+    queue = broker.topology.target_queue(target)
+    message_id = (await hub.post("dossier.upserted", dossier())).json()["id"]
+
+    async def queued(count: int) -> bool:
+        return await broker.queue_depth(queue) == count
+
+    await eventually(lambda: queued(1))
+    channel = await broker.channel(1)
+    try:
+        await (await channel.get_queue(queue)).purge()  # as if dead-lettered: the copy left the target queue
+    finally:
+        await channel.close()
+    await store.mark_dead_lettered(message_id, target, attempt=5, reason="The portal rejected it.")
+    assert await store.mark_replayed(message_id, target, actor="operator")  # ... and the replay died here
+    worker = TargetWorker(
+        target=target, adapter=hub.hub.create_adapter(target), routes=hub.hub.routes, store=store,
+        broker=broker, metrics=hub.hub.metrics, prefetch=8, delivery_timeout=5, overdue_retry_after=0.2,
+    )  # fmt: skip
+    try:
+        await asyncio.sleep(0.3)
+        assert await worker.resend_overdue_retries() == 1
+        assert await worker.resend_overdue_retries() == 0, "the claim moved its due time on: sent once"
+        await eventually(lambda: queued(1))
+    finally:
+        await worker.adapter.aclose()
+    await hub.start_workers()
+    await _wait_state(hub, message_id, "delivered")
+    kinds = [e["kind"] for e in (await hub.message(message_id))["events"]]
+    assert kinds.index("replayed") < kinds.index("delivered")

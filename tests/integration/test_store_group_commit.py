@@ -222,7 +222,7 @@ async def test_an_overdue_retry_is_claimed_by_one_caller_only(store: MessageStor
     await store.mark_retrying(not_yet, "portal", attempt=1, delay_seconds=1, reason="HTTP 503.")
     wait = timedelta(seconds=15)
 
-    assert [e.id for e, _, _ in await store.overdue_retries(wait, targets=["portal"])] == [overdue]
+    assert [o.envelope.id for o in await store.overdue_retries(wait, targets=["portal"])] == [overdue]
     claims = await asyncio.gather(*(store.claim_overdue_retry(overdue, "portal", overdue_by=wait) for _ in range(4)))
     assert sorted(claims) == [False, False, False, True]
     assert await store.overdue_retries(wait, targets=["portal"]) == []
