@@ -21,6 +21,9 @@ from tests.support.payloads import dossier, dossier_code, step
 pytestmark = pytest.mark.integration
 
 
+PORTAL = "national-portal"
+
+
 async def _wait_state(hub: RunningHub, message_id: str, state: str, timeout: float = 30.0) -> None:
     async def reached() -> bool:
         return await hub.delivery_state(message_id) == state
@@ -374,36 +377,50 @@ async def test_a_retry_copy_that_never_comes_back_from_rabbitmq_is_sent_again(
     assert (await hub.message(message_id))["deliveries"][0]["attempts"] == 2
 
 
+async def _post_parked(hub: RunningHub) -> str:
+    """Stop the workers and post one message: its copy waits in the portal's target queue."""
+    await hub.stop_workers()
+    message_id = str((await hub.post("dossier.upserted", dossier())).json()["id"])
+    await eventually(lambda: _queued(hub, 1))
+    return message_id
+
+
+async def _queued(hub: RunningHub, count: int) -> bool:
+    return await hub.hub.broker.queue_depth(hub.hub.broker.topology.target_queue(PORTAL)) == count
+
+
+async def _purge_portal_queue(hub: RunningHub) -> None:
+    channel = await hub.hub.broker.channel(1)
+    try:
+        await (await channel.get_queue(hub.hub.broker.topology.target_queue(PORTAL))).purge()
+    finally:
+        await channel.close()
+
+
+def _idle_worker(hub: RunningHub, *, overdue_retry_after: float = 15.0) -> TargetWorker:
+    """A worker of the portal that does not consume: the test calls its overdue round itself."""
+    return TargetWorker(
+        target=PORTAL, adapter=hub.hub.create_adapter(PORTAL), routes=hub.hub.routes, store=hub.hub.store,
+        broker=hub.hub.broker, metrics=hub.hub.metrics, prefetch=8, delivery_timeout=5,
+        overdue_retry_after=overdue_retry_after,
+    )  # fmt: skip
+
+
 async def test_an_overdue_retry_whose_copy_waits_behind_a_backlog_is_not_sent_again(hub: RunningHub) -> None:
     """A retry copy back from its tier waits at the tail of the target queue: behind a backlog it is
     overdue in the store but not lost, and sending it again every round would only grow the backlog.
     Once the queue has drained and the delivery is still retrying, the copy is lost and sent again."""
-    await hub.stop_workers()
-    target = "national-portal"
-    broker, store = hub.hub.broker, hub.hub.store
-    queue = broker.topology.target_queue(target)
-    message_id = (await hub.post("dossier.upserted", dossier())).json()["id"]
-
-    async def queued(count: int) -> bool:
-        return await broker.queue_depth(queue) == count
-
-    await eventually(lambda: queued(1))  # the copy waits: no worker consumes
-    await store.mark_retrying(message_id, target, attempt=1, delay_seconds=-60, reason="The portal answered 503.")
-    worker = TargetWorker(
-        target=target, adapter=hub.hub.create_adapter(target), routes=hub.hub.routes, store=store,
-        broker=broker, metrics=hub.hub.metrics, prefetch=8, delivery_timeout=5,
-    )  # fmt: skip
+    message_id = await _post_parked(hub)
+    await hub.hub.store.mark_retrying(
+        message_id, PORTAL, attempt=1, delay_seconds=-60, reason="The portal answered 503."
+    )
+    worker = _idle_worker(hub)
     try:
         assert await worker.resend_overdue_retries() == 0
-        assert await broker.queue_depth(queue) == 1, "no second copy was published"
-
-        channel = await broker.channel(1)
-        try:
-            await (await channel.get_queue(queue)).purge()  # the copy is lost
-        finally:
-            await channel.close()
+        assert await _queued(hub, 1), "no second copy was published"
+        await _purge_portal_queue(hub)  # the copy is lost
         assert await worker.resend_overdue_retries() == 1
-        await eventually(lambda: queued(1))
+        await eventually(lambda: _queued(hub, 1))
     finally:
         await worker.adapter.aclose()
     await hub.start_workers()
@@ -415,32 +432,16 @@ async def test_a_replay_that_died_before_publishing_its_copy_is_sent_again_by_th
     """``hub replay`` records the replay, then publishes the copy. Killed in between, it leaves the delivery
     ``replayed`` with no copy anywhere, and only dead-lettered messages can be replayed: the target's worker
     finds the replay overdue and sends the copy itself, as the replay would have."""
-    await hub.stop_workers()
-    target = "national-portal"
-    broker, store = hub.hub.broker, hub.hub.store
-    queue = broker.topology.target_queue(target)
-    message_id = (await hub.post("dossier.upserted", dossier())).json()["id"]
-
-    async def queued(count: int) -> bool:
-        return await broker.queue_depth(queue) == count
-
-    await eventually(lambda: queued(1))
-    channel = await broker.channel(1)
-    try:
-        await (await channel.get_queue(queue)).purge()  # as if dead-lettered: the copy left the target queue
-    finally:
-        await channel.close()
-    await store.mark_dead_lettered(message_id, target, attempt=5, reason="The portal rejected it.")
-    assert await store.mark_replayed(message_id, target, actor="operator")  # ... and the replay died here
-    worker = TargetWorker(
-        target=target, adapter=hub.hub.create_adapter(target), routes=hub.hub.routes, store=store,
-        broker=broker, metrics=hub.hub.metrics, prefetch=8, delivery_timeout=5, overdue_retry_after=0.2,
-    )  # fmt: skip
+    message_id = await _post_parked(hub)
+    await _purge_portal_queue(hub)  # as if dead-lettered: the copy left the target queue
+    await hub.hub.store.mark_dead_lettered(message_id, PORTAL, attempt=5, reason="The portal rejected it.")
+    assert await hub.hub.store.mark_replayed(message_id, PORTAL, actor="operator")  # ... and the replay died here
+    worker = _idle_worker(hub, overdue_retry_after=0.2)
     try:
         await asyncio.sleep(0.3)
         assert await worker.resend_overdue_retries() == 1
         assert await worker.resend_overdue_retries() == 0, "the claim moved its due time on: sent once"
-        await eventually(lambda: queued(1))
+        await eventually(lambda: _queued(hub, 1))
     finally:
         await worker.adapter.aclose()
     await hub.start_workers()
