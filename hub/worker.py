@@ -177,7 +177,10 @@ class TargetWorker:
         if not overdue:
             return 0
         waiting = await self.broker.queue_depth(self.broker.topology.target_queue(self.target))
-        if waiting != 0:  # a backlog (or the depth cannot be read): the copies may be in it
+        if waiting is None:  # the same event as the watch's when the broker or the store is away
+            log.warning("overdue_retries_waiting", target=self.target, error="The target queue's depth cannot be read.")
+            return 0
+        if waiting:  # the copies may be in the backlog
             log.info("overdue_retries_behind_backlog", target=self.target, overdue=len(overdue), waiting=waiting)
             return 0
         count = 0
