@@ -132,11 +132,16 @@ class ChildProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process has used so far (from ``/proc``; 0 where there is none)."""
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """User and system (kernel) CPU time the process has used so far, apart (0 where there is none)."""
         try:
             fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return 0.0, 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     async def _read_events(self) -> None:
         assert self.process.stdout is not None
