@@ -67,10 +67,22 @@ def mask_payload(payload: Any) -> Any:
     return _mask(None, payload)
 
 
+#: Added by the processors that run before the masking (``add_log_level``, ``TimeStamper``): never personal.
+_OWN_KEYS = frozenset({"level", "timestamp"})
+
+
 def mask_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask personal data in every key and value of a log line."""
-    for key in list(event_dict):
-        event_dict[key] = _mask(key, event_dict[key])
+    """structlog processor: mask personal data in every key and value of a log line.
+
+    It runs on every log line (one per accepted message in the ingress), so the common case, a text
+    under a key that is not personal, takes a short way, and the processors' own keys are skipped."""
+    for key, value in event_dict.items():
+        if key in _OWN_KEYS or value is None:
+            continue
+        if type(value) is not str or key.lower() in PERSONAL_KEYS:
+            event_dict[key] = _mask(key, value)  # values are replaced, no key added: iterating stays valid
+        elif _MAYBE_PERSONAL.search(value) is not None:
+            event_dict[key] = mask_text(value)
     return event_dict
 
 

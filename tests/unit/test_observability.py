@@ -44,6 +44,25 @@ def test_known_personal_keys_are_masked_whatever_their_value() -> None:
     assert event["timestamp_code"] == "20261126083000"
 
 
+def test_the_short_way_for_plain_values_still_masks_numbers_under_personal_keys_and_ids_in_text() -> None:
+    event = mask_personal_data(
+        None,
+        "info",
+        {
+            "event": "accepted",
+            "level": "info",
+            "phone": 84912345678,  # a number, not a text, under a personal key
+            "note": "gọi 0912345678",
+            "duplicate": False,
+            "attempt": 3,
+            "route": None,
+        },
+    )
+    assert event["phone"] == "84*******78"
+    assert event["note"] == "gọi 09******78"
+    assert (event["duplicate"], event["attempt"], event["route"], event["event"]) == (False, 3, None, "accepted")
+
+
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """Put logging back as it was after a test that configures it (later tests must not write to its capture)."""
