@@ -10,13 +10,18 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import fields
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import aiormq
 import orjson
@@ -128,6 +133,40 @@ def _broker_trouble(exc: BaseException) -> bool:
     return any(marker in text or marker in log_hint for marker in _BROKER_TROUBLE)
 
 
+#: The packages the hub's hot paths and the baselines run on. The bare ingress endpoint goes through
+#: FastAPI and Starlette where the hub's POST does not, so their versions move `ingress_accept`.
+_PACKAGES = (
+    "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "aio-pika", "aiormq", "pamqp",
+    "pydantic", "pydantic-core", "sqlalchemy", "structlog", "orjson", "httpx",
+)  # fmt: skip
+
+
+def environment() -> dict[str, Any]:
+    """What a run's figures depend on besides the code: the CPU, Python and the packages' versions."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    packages: dict[str, str] = {}
+    for name in _PACKAGES:
+        with contextlib.suppress(PackageNotFoundError):
+            packages[name] = version(name)
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
+    return {
+        "commit": commit,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "packages": packages,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     config, args = parse_args(argv)
     # asyncio's child watcher complains about processes that exited while it was not looking.
@@ -137,6 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     settings = ", ".join(f"{f.name}={getattr(config, f.name)}" for f in fields(config))
     say(f"run folder {run_dir}; {settings}")
+    machine = environment()
+    say(
+        f"commit {machine['commit'] or '?'}; {machine['cores']} × {machine['cpu']}; Python {machine['python']}; "
+        + ", ".join(f"{name} {v}" for name, v in machine["packages"].items())
+    )
     keep = args.keep
     try:
         report = asyncio.run(run(config, selected, run_dir, args.profile))
@@ -166,19 +210,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.write_bytes(
             orjson.dumps(
-                [
-                    {
-                        "name": f.name,
-                        "value": f.value,
-                        "unit": f.unit,
-                        "ratio": f.ratio,
-                        "baseline": f.baseline,
-                        "baseline_name": f.baseline_name,
-                        "samples": f.samples,
-                        "note": f.note,
-                    }
-                    for f in report.figures
-                ],
+                {
+                    "environment": machine,
+                    "figures": [
+                        {
+                            "name": f.name,
+                            "value": f.value,
+                            "unit": f.unit,
+                            "ratio": f.ratio,
+                            "baseline": f.baseline,
+                            "baseline_name": f.baseline_name,
+                            "samples": f.samples,
+                            "note": f.note,
+                        }
+                        for f in report.figures
+                    ],
+                },
                 option=orjson.OPT_INDENT_2,
             )
         )
