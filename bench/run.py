@@ -156,7 +156,12 @@ def environment() -> dict[str, Any]:
     commit = ""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,  # this checkout's commit, wherever the run was started from
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         ).stdout.strip()
     return {
         "commit": commit,
