@@ -79,10 +79,11 @@ def mask_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[st
     for key, value in event_dict.items():
         if key in _OWN_KEYS or value is None:
             continue
-        if type(value) is not str or key.lower() in PERSONAL_KEYS:
-            event_dict[key] = _mask(key, value)  # values are replaced, no key added: iterating stays valid
-        elif _MAYBE_PERSONAL.search(value) is not None:
-            event_dict[key] = mask_text(value)
+        # values are replaced, no key added: iterating stays valid
+        if type(value) is str and key.lower() not in PERSONAL_KEYS:
+            event_dict[key] = mask_text(value)  # its own first look returns most values as they are
+        else:
+            event_dict[key] = _mask(key, value)
     return event_dict
 
 
