@@ -68,6 +68,8 @@ class _Pending:
     envelope: Envelope
     route: Route
     attempt: int
+    #: The store says an earlier attempt may have reached the target unseen (see ``_in_doubt``).
+    stored_doubt: bool = False
     #: The dossier's cursor after this message was recorded as delivered (latest-state routes).
     cursor_after: int | None = None
 
@@ -280,7 +282,7 @@ class TargetWorker:
             log.info("duplicate_copy_skipped", detail="Another copy of this message is being delivered now.")
             await message.ack()
             return
-        pending = _Pending(message, envelope, route, attempt)
+        pending = _Pending(message, envelope, route, attempt, stored_doubt=delivery.in_doubt)
         if self.adapter.max_batch.get(envelope.type, 1) > 1:
             self._add_to_batch(pending)
         elif latest_state:
@@ -413,7 +415,10 @@ class TargetWorker:
                 f"Message {envelope.id} to {self.target} failed {attempt} times and was dead-lettered; "
                 f"last error: {exc.reason} When the target works again, replay it with `hub replay {envelope.id}`."
             )
-            await self._dead_letter(pending.message, envelope, attempt, route.name, reason, kind="exhausted")
+            await self._dead_letter(
+                pending.message, envelope, attempt, route.name, reason, kind="exhausted",
+                in_doubt=_in_doubt(pending) or exc.status_code is None,
+            )  # fmt: skip
             return
         if isinstance(exc, PermanentDeliveryError):
             reason = (
@@ -433,6 +438,10 @@ class TargetWorker:
     async def _schedule_retry(self, pending: _Pending, delay: float, exc: TransientDeliveryError) -> None:
         envelope = pending.envelope
         queue = self.broker.topology.retry_queue(self.target, delay)
+        # No answer (a timeout, a dropped connection): the target may have taken it. The store keeps the
+        # doubt for every later copy (the overdue watch's, a replay's); the header covers a store that
+        # could not be written just now.
+        doubt = _in_doubt(pending) or exc.status_code is None
         # The store is told first. Were the retry copy published first, a store write slower than the
         # retry tier would let the copy come back while this original is still unacknowledged: the copy
         # would be taken for a duplicate and acked, then the original acked, and the message would stay
@@ -440,7 +449,12 @@ class TargetWorker:
         # and goes back to the queue, so "retrying" is still true.
         await self._store_call(
             lambda: self.store.mark_retrying(
-                envelope.id, self.target, attempt=pending.attempt, delay_seconds=delay, reason=exc.reason
+                envelope.id,
+                self.target,
+                attempt=pending.attempt,
+                delay_seconds=delay,
+                reason=exc.reason,
+                in_doubt=doubt,
             ),
             required=False,
         )
@@ -453,8 +467,7 @@ class TargetWorker:
                 headers={
                     **delivery_headers(envelope, attempt=pending.attempt + 1),
                     REASON_HEADER: exc.reason[:1000],
-                    # No answer (a timeout, a dropped connection): the target may have taken it.
-                    IN_DOUBT_HEADER: int(_in_doubt(pending) or exc.status_code is None),
+                    IN_DOUBT_HEADER: int(doubt),
                 },
                 to_default_exchange=True,
             ),
@@ -478,6 +491,7 @@ class TargetWorker:
         reason: str,
         *,
         kind: str = "rejected",
+        in_doubt: bool = False,
     ) -> None:
         await self._broker_call(
             message,
@@ -490,7 +504,9 @@ class TargetWorker:
             ),
         )
         await self._store_call(
-            lambda: self.store.mark_dead_lettered(envelope.id, self.target, attempt=attempt, reason=reason),
+            lambda: self.store.mark_dead_lettered(
+                envelope.id, self.target, attempt=attempt, reason=reason, in_doubt=in_doubt
+            ),
             required=False,
         )
         self.metrics.dead_lettered.labels(route_name, self.target, kind).inc()
@@ -671,9 +687,12 @@ class TargetWorker:
 def _in_doubt(pending: _Pending) -> bool:
     """An earlier attempt may have reached the target without the hub knowing: a worker died holding
     the message (RabbitMQ delivers it again), or an earlier attempt got no answer (a timeout, a
-    connection dropped before the answer). A clear answer such as a 503 leaves no doubt."""
+    connection dropped before the answer; the store and the retry copy's header say so). A clear
+    answer such as a 503 leaves no doubt."""
+    if pending.stored_doubt or pending.message.redelivered:
+        return True
     headers = pending.message.headers or {}
-    return bool(pending.message.redelivered) or bool(headers.get(IN_DOUBT_HEADER))
+    return bool(headers.get(IN_DOUBT_HEADER))
 
 
 def _channel_open(message: AbstractIncomingMessage) -> bool:

@@ -76,6 +76,8 @@ class DeliveryView:
     last_error: str | None
     delivered_at: datetime | None
     updated_at: datetime
+    #: An attempt may have reached the target unseen: look the message up there before sending it.
+    in_doubt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,7 @@ def _delivery_statement(*, with_cursor: bool) -> Select[Any]:
     deliveries = cast(Table, DeliveryRow.__table__)
     columns: list[Any] = [
         deliveries.c.route, deliveries.c.state, deliveries.c.attempts, deliveries.c.next_attempt_at,
-        deliveries.c.last_error, deliveries.c.delivered_at, deliveries.c.updated_at,
+        deliveries.c.last_error, deliveries.c.delivered_at, deliveries.c.updated_at, deliveries.c.in_doubt,
     ]  # fmt: skip
     if with_cursor:
         cursors = cast(Table, DossierCursorRow.__table__)
@@ -241,6 +243,7 @@ def _delivery(row: DeliveryRow) -> DeliveryView:
         last_error=row.last_error,
         delivered_at=_aware(row.delivered_at),
         updated_at=_aware(row.updated_at) or _now(),
+        in_doubt=bool(row.in_doubt),
     )
 
 
@@ -470,6 +473,7 @@ class MessageStore:
                         "route": route,
                         "state": DeliveryState.PENDING,
                         "attempts": 0,
+                        "in_doubt": False,
                         "updated_at": i.accepted_at,
                     }
                     for i in items
@@ -644,8 +648,9 @@ class MessageStore:
         delivery = DeliveryView(
             target=target, route=row[0], state=row[1], attempts=row[2], next_attempt_at=_stored_time(row[3]),
             last_error=row[4], delivered_at=_stored_time(row[5]), updated_at=_stored_time(row[6]) or _now(),
+            in_doubt=bool(row[7]),
         )  # fmt: skip
-        return delivery, (None if dossier_code is None or row[7] is None else int(row[7]))
+        return delivery, (None if dossier_code is None or row[8] is None else int(row[8]))
 
     def _read_on_loop(self, params: dict[str, Any]) -> tuple[bool, Any]:
         """SQLite only: the worker's primary-key read on a plain sqlite3 connection, in the event loop's own
@@ -759,9 +764,12 @@ class MessageStore:
         next_attempt_at: datetime | None = None,
         actor: str | None = None,
         only_from: Iterable[str] | None = None,
+        in_doubt: bool = False,
     ) -> bool:
         now = _now()
         values: dict[str, Any] = {"state": state, "updated_at": now, "next_attempt_at": next_attempt_at}
+        if in_doubt:  # set, never cleared: a clear answer later does not undo an earlier attempt's doubt
+            values["in_doubt"] = True
         if attempt is not None:
             values["attempts"] = attempt
         if detail is not None and kind not in ("replayed", "replay_failed"):  # the dead letter's reason stays
@@ -782,17 +790,28 @@ class MessageStore:
             return True
 
     async def mark_retrying(
-        self, message_id: str, target: str, *, attempt: int, delay_seconds: float, reason: str
+        self,
+        message_id: str,
+        target: str,
+        *,
+        attempt: int,
+        delay_seconds: float,
+        reason: str,
+        in_doubt: bool = False,
     ) -> None:
+        """Record a failed attempt and when the next is due; ``in_doubt`` when the attempt may have
+        reached the target unseen (no answer came), which every later copy then reads."""
         await self._transition(
             message_id, target, state=DeliveryState.RETRYING, kind="attempt_failed", attempt=attempt,
-            detail=reason, next_attempt_at=_now() + timedelta(seconds=delay_seconds),
+            detail=reason, next_attempt_at=_now() + timedelta(seconds=delay_seconds), in_doubt=in_doubt,
         )  # fmt: skip
 
-    async def mark_dead_lettered(self, message_id: str, target: str, *, attempt: int, reason: str) -> None:
+    async def mark_dead_lettered(
+        self, message_id: str, target: str, *, attempt: int, reason: str, in_doubt: bool = False
+    ) -> None:
         await self._transition(
             message_id, target, state=DeliveryState.DEAD_LETTERED, kind="dead_lettered", attempt=attempt,
-            detail=reason,
+            detail=reason, in_doubt=in_doubt,
         )  # fmt: skip
 
     async def mark_superseded(self, message_id: str, target: str, *, attempt: int, newer_seq: int) -> None:

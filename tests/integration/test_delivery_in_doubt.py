@@ -103,3 +103,51 @@ async def test_an_attempt_that_timed_out_after_reaching_the_portal_is_confirmed_
     services = [c["service"] for c in portal.get("/_mock/calls").json()]
     assert services == ["DongBoHoSoMC", "TraCuuHoSo"]
     assert portal.get(f"/_mock/dossiers/{code}").json()["status_history"] == [1]
+
+
+async def test_the_doubt_is_kept_in_the_store_so_a_resent_overdue_retry_is_looked_up_too(
+    database_url: str, tmp_path: Path, portal_url: str, portal: httpx.Client
+) -> None:
+    """As above, but the retry copy (which carries the doubt as a header) is lost in its tier, and the
+    worker's overdue watch publishes a fresh copy. The doubt is read from the store, so the portal is
+    still asked before sending, and the state is not sent twice (found by tests/reliability, fault 5)."""
+    routes = write_routes(tmp_path / "routes", portal_url, backoff="[60s]", attempts=3)
+    async with running_hub(database_url=database_url, routes_dir=routes, portal_url=portal_url) as hub:
+        portal.post("/_mock/faults", json={"latency_ms": 4000})
+        code = dossier_code()
+        response = await hub.post("dossier.upserted", dossier(code))
+        assert response.status_code == 202
+        message_id = response.json()["id"]
+
+        async def retrying() -> bool:
+            return await _state(hub, message_id) == DeliveryState.RETRYING
+
+        await eventually(retrying, timeout=15)  # the adapter gave up waiting after 3 s
+        portal.post("/_mock/faults", json={"latency_ms": 0})
+        await eventually(lambda: _portal_has(portal, code), timeout=10)  # ... and the portal took it at 4 s
+        retry_queue = hub.hub.broker.topology.retry_queue("national-portal", 60.0)
+        await eventually(lambda: _depth(hub, retry_queue, 1), timeout=10)
+        channel = await hub.hub.broker.channel(1)
+        try:
+            await (await channel.get_queue(retry_queue)).purge()  # the retry copy is lost
+        finally:
+            await channel.close()
+        # Due a minute ago: the worker's overdue watch (every 5 s) sends the retry again, as a plain copy.
+        await hub.hub.store.mark_retrying(
+            message_id, "national-portal", attempt=1, delay_seconds=-60, reason="(test) the copy was lost"
+        )
+        await _delivered(hub, message_id, timeout=30)
+        message = await hub.message(message_id)
+    kinds = [e["kind"] for e in message["events"]]
+    assert "delivered" in kinds
+    services = [c["service"] for c in portal.get("/_mock/calls").json()]
+    assert services == ["DongBoHoSoMC", "TraCuuHoSo"], "the resent copy must ask the portal, not send again"
+    assert portal.get(f"/_mock/dossiers/{code}").json()["status_history"] == [1]
+
+
+async def _portal_has(portal: httpx.Client, code: str) -> bool:
+    return portal.get(f"/_mock/dossiers/{code}").status_code == 200
+
+
+async def _depth(hub: RunningHub, queue: str, count: int) -> bool:
+    return await hub.hub.broker.queue_depth(queue) == count

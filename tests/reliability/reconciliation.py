@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psycopg
@@ -70,11 +71,16 @@ class Figures:
         )
         return line + (f" repeated_steps={self.repeated_steps}" if self.repeated_steps else "")
 
-    def assert_accounted(self, *, max_repeated_steps: int = 0, logs: str = "") -> None:
-        """Nothing lost, nothing duplicated, no other problem; at most ``max_repeated_steps`` repeated steps."""
+    def assert_accounted(self, *, max_repeated_steps: int = 0, hub: HasLogs | None = None) -> None:
+        """Nothing lost, nothing duplicated, no other problem; at most ``max_repeated_steps`` repeated steps.
+
+        With ``hub``, a failure shows the tail of its processes' logs, and a duplicate every log line
+        of the dossiers concerned (what each copy of the message did).
+        """
         report = "\n".join([self.line(), *self.problems[:25]])
+        logs = hub.logs() if hub is not None else ""
         assert self.lost == 0, f"{report}\n{logs}"
-        assert self.duplicates == 0, report
+        assert self.duplicates == 0, f"{report}\n{_lines_about(hub, self.problems)}"
         assert not self.problems, f"{report}\n{logs}"
         assert self.repeated_steps <= max_repeated_steps, (
             f"{report}\nrepeated steps: {self.notes.get('repeated_steps_detail', [])[:20]}"
@@ -84,6 +90,22 @@ class Figures:
         data = asdict(self)
         data["problems"] = self.problems[:20]
         return data
+
+
+class HasLogs(Protocol):
+    def logs(self, tail: int = 3000) -> str: ...
+
+
+_DOSSIER_CODE = re.compile(r"H\d\d\.[\d.]+-\d+-\d+")
+
+
+def _lines_about(hub: HasLogs | None, problems: list[str], limit: int = 80) -> str:
+    """The hub's log lines that name a dossier mentioned in ``problems`` (the first ``limit``)."""
+    codes = {code for problem in problems for code in _DOSSIER_CODE.findall(problem)}
+    if hub is None or not codes:
+        return ""
+    lines = [line[:600] for line in hub.logs(tail=10**9).splitlines() if any(code in line for code in codes)]
+    return f"log lines of {', '.join(sorted(codes))}:\n" + "\n".join(lines[:limit])
 
 
 def _psycopg_dsn(database_url: str) -> str:

@@ -134,7 +134,7 @@ def test_poison_messages_end_in_clear_errors_or_the_dlq_and_spare_the_stream(
         expected_dlq=expected_dlq,
     )
     record_figures.append(figures)
-    figures.assert_accounted(logs=hub.logs())
+    figures.assert_accounted(hub=hub)
     assert figures.dlq == len(expected_dlq)
 
     in_queue = dead_letters(RABBITMQ_URL, hub.dlq)

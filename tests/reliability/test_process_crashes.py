@@ -65,7 +65,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     )
     figures.notes["confirmed_by_target"] = count_events(hub.logs(tail=10**9), "confirmed_by_target")
     record_figures.append(figures)
-    figures.assert_accounted(max_repeated_steps=len(KILL_AT) * prefetch, logs=hub.logs())
+    figures.assert_accounted(max_repeated_steps=len(KILL_AT) * prefetch, hub=hub)
 
 
 def test_ingress_killed_while_clients_post_loses_and_duplicates_nothing(
@@ -99,4 +99,4 @@ def test_ingress_killed_while_clients_post_loses_and_duplicates_nothing(
     figures.notes["requests_without_answer"] = sum(m.no_answer for m in stream.messages)
     record_figures.append(figures)
     assert figures.notes["requests_without_answer"] > 0, "the kills should have left some requests unanswered"
-    figures.assert_accounted(logs=hub.logs())
+    figures.assert_accounted(hub=hub)

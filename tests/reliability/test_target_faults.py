@@ -61,7 +61,7 @@ def test_target_down_then_back_loses_and_duplicates_nothing(
     record_figures.append(figures)
     assert accepted_during > 0, "the ingress should keep accepting while the target is down"
     assert calls.get("http_error", 0) > 0, "the workers should have met the 503s"
-    figures.assert_accounted(logs=hub.logs())
+    figures.assert_accounted(hub=hub)
 
 
 class _MemoryWatch:
@@ -148,4 +148,4 @@ def test_slow_target_with_full_prefetch_keeps_ingress_accepting_with_bounded_mem
     assert watch.max_depth > 2 * prefetch, f"the backlog should wait in RabbitMQ: depth {watch.max_depth}"
     assert watch.growth_mib("worker") < 64, figures.notes
     assert watch.growth_mib("ingress") < 64, figures.notes
-    figures.assert_accounted(logs=hub.logs())
+    figures.assert_accounted(hub=hub)
