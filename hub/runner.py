@@ -64,6 +64,7 @@ async def start_workers(hub: Hub, targets: Sequence[str]) -> list[TargetWorker |
             prefetch=spec.prefetch or hub.settings.prefetch,
             delivery_timeout=hub.settings.delivery_timeout_seconds,
             batch_linger_ms=hub.settings.batch_linger_ms,
+            overdue_retry_after=hub.settings.overdue_retry_after_seconds,
         )
         await worker.start()
         workers.append(worker)

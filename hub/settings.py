@@ -55,6 +55,12 @@ class HubSettings(BaseSettings):
         gt=0,
         description="A stored message whose publish was never confirmed is republished after this long.",
     )
+    overdue_retry_after_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="A retry whose copy has not come back from its RabbitMQ retry tier this long after it was "
+        "due is sent again by the target's worker (the copy is lost; see docs/reliability.md).",
+    )
     batch_linger_ms: int = Field(
         default=20, ge=0, description="How long a worker waits to fill a batch for targets that take batches."
     )
