@@ -33,13 +33,23 @@ class GroupCommit(Generic[T, R]):
     """
 
     def __init__(
-        self, write: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, max_batch: int = 200, linger: float = 0.0
+        self,
+        write: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int = 200,
+        linger: float = 0.0,
+        linger_under_load_only: bool = False,
     ) -> None:
         self._write = write
         self._max_batch = max_batch
         #: Seconds a flush waits for more items before its first batch: worth it where nobody waits
         #: for the write (see :meth:`submit_later`), as each transaction has a fixed cost.
         self._linger = linger
+        #: Linger only when the last batch held more than one item: a lone caller (light load) is
+        #: written at once, and under load the wait lets the batch fill when the write itself takes
+        #: too little time for others to join it meanwhile (a write in the event loop's thread).
+        self._linger_under_load_only = linger_under_load_only
+        self._last_batch_size = 0
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -61,7 +71,7 @@ class GroupCommit(Generic[T, R]):
 
     async def _flush(self) -> None:
         try:
-            if self._linger:
+            if self._linger and (not self._linger_under_load_only or self._last_batch_size > 1):
                 await asyncio.sleep(self._linger)
             while self._queue:
                 batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
@@ -73,6 +83,7 @@ class GroupCommit(Generic[T, R]):
             raise
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        self._last_batch_size = len(batch)
         try:
             results = await self._write([item for item, _ in batch])
         except StoreUnavailableError as exc:

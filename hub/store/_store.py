@@ -124,6 +124,9 @@ class _Delivered:
 
 R = TypeVar("R")
 
+#: Under load, how long an accept waits for others to share its transaction (SQLite; see ``_accepted``).
+ACCEPT_LINGER_SECONDS = 0.005
+
 
 def _json_text(value: Any) -> str:
     """JSON columns are written by orjson: several times faster than ``json.dumps``, and UTF-8 where
@@ -293,7 +296,12 @@ class MessageStore:
         # as soon as the previous commits: several times the throughput under concurrent requests.
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
         self._writer = WriterThread(self._sqlite_file, json_serializer=_json_text) if self._sqlite_file else None
-        self._accepted: GroupCommit[_Accepted, int] = GroupCommit(self._write_accepted)
+        # On SQLite the accepts are written in the event loop's thread (``_write(inline=True)``), so a
+        # write no longer lasts long enough for the next batch to fill meanwhile: under load it waits
+        # a few milliseconds for it instead (bench/README.md, 2 December).
+        self._accepted: GroupCommit[_Accepted, int] = GroupCommit(
+            self._write_accepted, linger=ACCEPT_LINGER_SECONDS if self._writer else 0.0, linger_under_load_only=True
+        )
         self._published: GroupCommit[tuple[str, tuple[str, ...]], None] = GroupCommit(
             self._write_published, linger=0.005
         )
@@ -344,14 +352,20 @@ class MessageStore:
         async with reachable("The message store"), turn or nullcontext(), self._sessions() as session, session.begin():
             yield session
 
-    async def _write(self, work: Callable[[Connection], R]) -> R:
+    async def _write(self, work: Callable[[Connection], R], *, inline: bool = False) -> R:
         """Run ``work`` in one transaction on a bare connection: the grouped writes, Core statements that need
         no ORM session (whose own cost is most of a small transaction's). On SQLite it runs in the writer
-        thread, one round trip for the whole transaction (see :mod:`._writer_thread`); elsewhere through the
-        async engine. Takes the write turn like ``_session(write=True)``."""
+        thread, one round trip for the whole transaction, or with ``inline`` in the event loop's own thread
+        unless another process holds the file's write lock (see :mod:`._writer_thread`); elsewhere through
+        the async engine. Takes the write turn like ``_session(write=True)``."""
         async with reachable("The message store"), self._write_turn or nullcontext():
             if self._writer is not None:
-                return await self._writer.run(work)
+                if not inline:
+                    return await self._writer.run(work)
+                result = await self._writer.run_inline(work)
+                if self._writer.checkpoint_due:  # the loop's connection never checkpoints: the thread does
+                    await self._writer.checkpoint()
+                return result
             async with self._engine.begin() as connection:
                 return await connection.run_sync(work)
 
@@ -487,7 +501,7 @@ class MessageStore:
             )
             return [seq_of[i.message_id] for i in items]
 
-        return await self._write(work)
+        return await self._write(work, inline=True)
 
     async def find_by_idempotency_key(self, source: str, key: str) -> MessageView | None:
         async with self._session() as session:
@@ -521,7 +535,7 @@ class MessageStore:
             for message_id, targets in items
             for target in targets
         ]
-        await self._write(lambda connection: self._execute_many(connection, _PUBLISHED, rows))
+        await self._write(lambda connection: self._execute_many(connection, _PUBLISHED, rows), inline=True)
         return [None] * len(items)
 
     async def forget_unpublished(self, message_id: str) -> bool:

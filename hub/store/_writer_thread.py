@@ -10,18 +10,35 @@ it runs, so the next batch fills up meanwhile, as before.
 The thread has one connection, so this process's grouped writes never wait for each other inside
 SQLite; another process writing to the same file is waited for (busy timeout) in this thread, never in
 the event loop's.
+
+The ingress's writes run in the event loop's own thread instead (:meth:`WriterThread.run_inline`),
+on a second connection that never waits: when another process holds the file's write lock it gives
+up at once and the write goes to the thread after all. Those are the accepts (with a short linger
+under load, so that a batch still fills) and the published records. The hop to the thread and back,
+and the two threads taking turns at the GIL, cost the ingress more CPU per message than SQLite's
+own work, and its kernel time fell only once none of its writes was left in the thread
+(bench/README.md, 2 December). That connection never checkpoints the WAL
+(``wal_autocheckpoint=0``), so the loop never waits for the disk's sync: after about 1,000 pages
+written inline (counted from rows and commits) the store runs :meth:`WriterThread.checkpoint` in
+the thread, within its write turn. The thread's own commits (a worker's) checkpoint as SQLite
+usually does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["WriterThread", "sqlite_pragmas"]
 
@@ -50,15 +67,90 @@ class WriterThread:
         )
         event.listen(self.engine, "connect", sqlite_pragmas)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store-writer")
+        # The event loop's own connection: it never waits for the lock and never checkpoints.
+        self.loop_engine: Engine = create_engine(
+            f"sqlite:///{database}",
+            poolclass=StaticPool,
+            connect_args={"timeout": 0, "check_same_thread": False},
+            json_serializer=json_serializer,
+        )
+        event.listen(self.loop_engine, "connect", _loop_pragmas)
+        self._changes_at_checkpoint = 0
+        self._commits = 0
+        #: Enough rows were written inline since the last checkpoint: the store runs :meth:`checkpoint`.
+        self.checkpoint_due = False
+        #: Checkpoints run (for tests).
+        self.checkpoints = 0
+        #: Writes that found the file locked by another process and went to the thread (for tests).
+        self.inline_fallbacks = 0
 
     async def run(self, work: Callable[[Connection], R]) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, work)
+
+    async def run_inline(self, work: Callable[[Connection], R]) -> R:
+        """Run ``work`` in one transaction in the calling (event loop's) thread; when another process
+        holds the write lock, roll back and run it in the writer thread, which waits for the lock."""
+        try:
+            with self.loop_engine.begin() as connection:
+                result = work(connection)
+                changes = connection.connection.dbapi_connection.total_changes  # type: ignore[union-attr]
+        except OperationalError as exc:
+            if not _is_locked(exc):
+                raise
+            self.inline_fallbacks += 1
+            return await self.run(work)
+        self._commits += 1
+        if changes - self._changes_at_checkpoint + 4 * self._commits >= CHECKPOINT_AFTER:
+            self._changes_at_checkpoint, self._commits = changes, 0
+            self.checkpoint_due = True
+        return result
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file in the writer thread. The caller holds the write turn:
+        with no write of this process meanwhile, the checkpoint completes and the next write starts
+        the WAL over (one running beside the writes would never catch up, and the WAL would grow)."""
+        self.checkpoint_due = False
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
+        except Exception:  # the writes are committed: a failed checkpoint is tried again next time
+            log.warning("store_checkpoint_failed", exc_info=True)
+            return
+        self.checkpoints += 1
+
+    def _checkpoint(self) -> None:
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _transaction(self, work: Callable[[Connection], R]) -> R:
         with self.engine.begin() as connection:
             return work(connection)
 
     def close(self) -> None:
-        """Wait for the writes under way, then close the connection."""
+        """Wait for the writes under way, then close the connections."""
         self._thread.shutdown(wait=True)
         self.engine.dispose()
+        self.loop_engine.dispose()
+
+
+#: Rows written inline, plus four per commit, between two checkpoints: about the pages of WAL written
+#: meanwhile (a commit writes a few pages of tables and indexes however few its rows; an accepted
+#: message is four rows and about 1.3 pages), so the WAL stays near the 1,000 pages at which SQLite
+#: checkpoints by itself.
+CHECKPOINT_AFTER = 1000
+
+
+def _loop_pragmas(dbapi_connection: Any, record: Any) -> None:
+    sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")  # locked by another process: give up at once (see run_inline)
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # the writer thread checkpoints, never the event loop
+    cursor.close()
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    original = exc.orig
+    return isinstance(original, sqlite3.OperationalError) and (
+        getattr(original, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        or "locked" in str(original)
+        or "busy" in str(original)
+    )

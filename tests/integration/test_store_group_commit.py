@@ -5,9 +5,11 @@ an error only for the caller whose write is wrong. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.envelope import new_message_id
 from hub.store import DeliveryState, MessageStore
+from hub.store import _writer_thread as writer_thread
+from hub.store._group_commit import GroupCommit
 from hub.store._store import core_execute_many
 
 pytestmark = pytest.mark.integration
@@ -211,6 +215,93 @@ async def test_the_sqlite_fast_read_answers_exactly_as_the_usual_read(tmp_path: 
         assert [await store._delivery_read(*a) for a in asked] == fast
     finally:
         await store.aclose()
+
+
+async def test_an_accept_waits_for_another_process_s_write_lock_in_the_writer_thread_not_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """On SQLite the accepts are written in the event loop's thread. When another process holds the file's
+    write lock (a `hub worker` beside a `hub ingress` on one file), that write gives up at once and goes to
+    the writer thread, which waits for the lock: the event loop keeps running meanwhile."""
+    path = tmp_path / "hub.db"
+    store = MessageStore.open(f"sqlite:///{path}")
+    await store.migrate()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await _accept(store, "G1.1-261202-0001", ["portal"])  # the usual case: inline
+        writer = store._writer
+        assert writer is not None
+        assert writer.inline_fallbacks == 0
+
+        other.execute("BEGIN IMMEDIATE")  # "another process" takes the write lock
+        accept = asyncio.create_task(_accept(store, "G1.1-261202-0002", ["portal"]))
+        started = time.perf_counter()
+        for _ in range(20):  # 0.4 s of short sleeps: each needs the event loop to run
+            await asyncio.sleep(0.02)
+        looped = time.perf_counter() - started
+        assert not accept.done(), "the accept should be waiting for the other connection's lock"
+        other.execute("COMMIT")
+        message_id, _seq = await asyncio.wait_for(accept, 10)
+    finally:
+        other.close()
+        await store.aclose()
+    assert looped < 5, f"the event loop was held for {looped:.1f} s"
+    assert writer.inline_fallbacks == 1
+    reopened = MessageStore.open(f"sqlite:///{path}")
+    try:
+        assert await reopened.message(message_id) is not None
+    finally:
+        await reopened.aclose()
+
+
+async def test_the_wal_of_writes_made_in_the_event_loop_is_checkpointed_by_the_writer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop's connection never checkpoints (that would make the loop wait for the disk), so the
+    store has the writer thread do it every so often; without that the WAL would only grow."""
+    monkeypatch.setattr(writer_thread, "CHECKPOINT_AFTER", 200)
+    path = tmp_path / "hub.db"
+    store = MessageStore.open(f"sqlite:///{path}")
+    await store.migrate()
+    try:
+        for round_ in range(30):
+            accepted = await asyncio.gather(
+                *(_accept(store, f"G1.{round_}-261202-{i:04d}", ["portal"]) for i in range(20))
+            )
+            await asyncio.gather(*(store.mark_published(message_id, ["portal"]) for message_id, _ in accepted))
+        assert store._writer is not None
+        checkpoints = store._writer.checkpoints
+        await store.drain_writes()
+        # (busy, frames in the WAL, frames copied), read while the store is open (the last connection
+        # to close checkpoints and removes the WAL): the frames written since the WAL last started over.
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            _busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        await store.aclose()
+    assert checkpoints >= 3
+    assert frames < 400, f"{frames} frames of WAL since the last checkpoint: the WAL was not started over"
+
+
+async def test_the_accepts_linger_for_company_only_under_load() -> None:
+    """A lone accept is written at once; once a batch held several, the next waits the linger so that
+    others can share its transaction."""
+    batches: list[list[int]] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        batches.append(list(items))
+        return list(items)
+
+    commits: GroupCommit[int, int] = GroupCommit(write, linger=0.5, linger_under_load_only=True)
+    started = time.perf_counter()
+    assert await commits.submit(1) == 1
+    assert time.perf_counter() - started < 0.4, "a lone write does not linger"
+    assert list(await asyncio.gather(*(commits.submit(i) for i in (2, 3, 4)))) == [2, 3, 4]
+    assert batches == [[1], [2, 3, 4]]
+    lingering = asyncio.ensure_future(commits.submit(5))
+    await asyncio.sleep(0.1)
+    late = asyncio.ensure_future(commits.submit(6))  # joins the lingering batch
+    assert list(await asyncio.gather(lingering, late)) == [5, 6]
+    assert batches[-1] == [5, 6]
 
 
 async def test_an_overdue_retry_is_claimed_by_one_caller_only(store: MessageStore) -> None:
