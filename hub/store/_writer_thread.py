@@ -19,9 +19,10 @@ and the two threads taking turns at the GIL, cost the ingress more CPU per messa
 own work, and its kernel time fell only once none of its writes was left in the thread
 (bench/README.md, 2 December). That connection never checkpoints the WAL
 (``wal_autocheckpoint=0``), so the loop never waits for the disk's sync: after about 1,000 pages
-written inline (counted from rows and commits) the store runs :meth:`WriterThread.checkpoint` in
-the thread, within its write turn. The thread's own commits (a worker's) checkpoint as SQLite
-usually does.
+written inline (counted from rows and commits) the writer thread runs a checkpoint beside the
+loop's writes; only when the WAL keeps growing under steady load (4,000 frames) does the store run
+one within its write turn, so that the WAL can start over. The thread's own commits (a worker's)
+checkpoint as SQLite usually does.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class WriterThread:
         event.listen(self.loop_engine, "connect", _loop_pragmas)
         self._changes_at_checkpoint = 0
         self._commits = 0
-        #: Enough rows were written inline since the last checkpoint: the store runs :meth:`checkpoint`.
+        self._beside: asyncio.Future[tuple[int, int, int]] | None = None
+        #: The WAL kept growing under load: the store runs :meth:`checkpoint` in its write turn.
         self.checkpoint_due = False
         #: Checkpoints run (for tests).
         self.checkpoints = 0
@@ -102,13 +104,31 @@ class WriterThread:
         self._commits += 1
         if changes - self._changes_at_checkpoint + 4 * self._commits >= CHECKPOINT_AFTER:
             self._changes_at_checkpoint, self._commits = changes, 0
-            self.checkpoint_due = True
+            self._checkpoint_beside()
         return result
 
+    def _checkpoint_beside(self) -> None:
+        """A checkpoint in the writer thread while the loop goes on writing: it copies what the WAL
+        held when it started, and the WAL starts over at the first write after it caught up (at once
+        under light load). Under steady load it may never catch up; once the WAL holds
+        ``WAL_FRAMES_LIMIT`` frames, :meth:`checkpoint` runs in the write turn."""
+        if self._beside is not None and not self._beside.done():
+            return
+        self._beside = asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
+        self._beside.add_done_callback(self._checked_beside)
+
+    def _checked_beside(self, future: asyncio.Future[tuple[int, int, int]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            log.warning("store_checkpoint_failed", error=repr(None if future.cancelled() else future.exception()))
+            return
+        self.checkpoints += 1
+        _busy, frames, _copied = future.result()
+        if frames >= WAL_FRAMES_LIMIT:
+            self.checkpoint_due = True
+
     async def checkpoint(self) -> None:
-        """Copy the WAL into the database file in the writer thread. The caller holds the write turn:
-        with no write of this process meanwhile, the checkpoint completes and the next write starts
-        the WAL over (one running beside the writes would never catch up, and the WAL would grow)."""
+        """A checkpoint in the writer thread while the caller holds the write turn: with no write of
+        this process meanwhile it completes, and the next write starts the WAL over."""
         self.checkpoint_due = False
         try:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
@@ -117,9 +137,11 @@ class WriterThread:
             return
         self.checkpoints += 1
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self) -> tuple[int, int, int]:
+        """``PRAGMA wal_checkpoint(PASSIVE)``: (busy, frames in the WAL, frames copied)."""
         with self.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            row = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def _transaction(self, work: Callable[[Connection], R]) -> R:
         with self.engine.begin() as connection:
@@ -132,6 +154,8 @@ class WriterThread:
         self.loop_engine.dispose()
 
 
+#: Frames in the WAL (4 KiB pages) at which the checkpoint is run in the write turn: 16 MiB.
+WAL_FRAMES_LIMIT = 4000
 #: Rows written inline, plus four per commit, between two checkpoints: about the pages of WAL written
 #: meanwhile (a commit writes a few pages of tables and indexes however few its rows; an accepted
 #: message is four rows and about 1.3 pages), so the WAL stays near the 1,000 pages at which SQLite

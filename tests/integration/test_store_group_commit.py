@@ -254,22 +254,36 @@ async def test_an_accept_waits_for_another_process_s_write_lock_in_the_writer_th
         await reopened.aclose()
 
 
+@pytest.mark.parametrize("steady_load", [False, True], ids=["beside the writes", "in the write turn"])
 async def test_the_wal_of_writes_made_in_the_event_loop_is_checkpointed_by_the_writer_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steady_load: bool
 ) -> None:
     """The event loop's connection never checkpoints (that would make the loop wait for the disk), so the
-    store has the writer thread do it every so often; without that the WAL would only grow."""
+    store has the writer thread do it every so often, beside the writes; without that the WAL would only
+    grow. When the WAL holds too many frames anyway (steady load, here a limit of 1), the checkpoint runs
+    in the write turn."""
     monkeypatch.setattr(writer_thread, "CHECKPOINT_AFTER", 200)
+    if steady_load:
+        monkeypatch.setattr(writer_thread, "WAL_FRAMES_LIMIT", 1)
     path = tmp_path / "hub.db"
     store = MessageStore.open(f"sqlite:///{path}")
     await store.migrate()
+    assert store._writer is not None
+    in_turn = 0
+    checkpoint = store._writer.checkpoint
+
+    async def counted() -> None:
+        nonlocal in_turn
+        in_turn += 1
+        await checkpoint()
+
+    monkeypatch.setattr(store._writer, "checkpoint", counted)
     try:
         for round_ in range(30):
             accepted = await asyncio.gather(
                 *(_accept(store, f"G1.{round_}-261202-{i:04d}", ["portal"]) for i in range(20))
             )
             await asyncio.gather(*(store.mark_published(message_id, ["portal"]) for message_id, _ in accepted))
-        assert store._writer is not None
         checkpoints = store._writer.checkpoints
         await store.drain_writes()
         # (busy, frames in the WAL, frames copied), read while the store is open (the last connection
@@ -280,6 +294,7 @@ async def test_the_wal_of_writes_made_in_the_event_loop_is_checkpointed_by_the_w
         await store.aclose()
     assert checkpoints >= 3
     assert frames < 400, f"{frames} frames of WAL since the last checkpoint: the WAL was not started over"
+    assert (in_turn > 0) == steady_load
 
 
 async def test_the_accepts_linger_for_company_only_under_load() -> None:
