@@ -54,6 +54,9 @@ class Hub:
     broker: Broker
     metrics: HubMetrics
     adapters: Mapping[str, AdapterFactory] = field(default_factory=dict)
+    #: Why the hub is not ready yet although the broker and the store answer (``hub run`` while it
+    #: still declares its queues); None once it is. ``/readyz`` reports it.
+    starting: str | None = None
 
     def build_adapter(self, target_id: str) -> object:
         """The adapter object of ``target_id`` (whatever protocols it implements)."""

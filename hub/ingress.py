@@ -462,7 +462,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        problems: list[str] = []
+        problems: list[str] = [hub.starting] if hub.starting else []
         try:
             await hub.broker.check()
         except BrokerUnavailableError as exc:

@@ -107,6 +107,9 @@ async def run_hub(
     server: uvicorn.Server | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
+        if ingress and targets:
+            # Until the target queues are declared, a message would be refused as unroutable (503).
+            hub.starting = "The hub is still declaring its queues in RabbitMQ."
         if ingress:
             # The ingress starts even when the broker or store is down: it answers 503 meanwhile.
             with contextlib.suppress(StoreUnavailableError):
@@ -123,6 +126,7 @@ async def run_hub(
             tasks.append(asyncio.create_task(server.serve()))
         if targets:
             await _start_services(hub, declare_all=True)
+            hub.starting = None
             workers = await start_workers(hub, targets)
             if metrics_port is not None and not ingress:
                 from prometheus_client import start_http_server
