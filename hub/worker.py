@@ -417,7 +417,7 @@ class TargetWorker:
             )
             await self._dead_letter(
                 pending.message, envelope, attempt, route.name, reason, kind="exhausted",
-                in_doubt=_in_doubt(pending) or exc.status_code is None,
+                in_doubt=_in_doubt_after(pending, exc),
             )  # fmt: skip
             return
         if isinstance(exc, PermanentDeliveryError):
@@ -438,10 +438,9 @@ class TargetWorker:
     async def _schedule_retry(self, pending: _Pending, delay: float, exc: TransientDeliveryError) -> None:
         envelope = pending.envelope
         queue = self.broker.topology.retry_queue(self.target, delay)
-        # No answer (a timeout, a dropped connection): the target may have taken it. The store keeps the
-        # doubt for every later copy (the overdue watch's, a replay's); the header covers a store that
-        # could not be written just now.
-        doubt = _in_doubt(pending) or exc.status_code is None
+        # The store keeps the doubt for every later copy (the overdue watch's, a replay's); the header
+        # covers a store that could not be written just now.
+        doubt = _in_doubt_after(pending, exc)
         # The store is told first. Were the retry copy published first, a store write slower than the
         # retry tier would let the copy come back while this original is still unacknowledged: the copy
         # would be taken for a duplicate and acked, then the original acked, and the message would stay
@@ -693,6 +692,12 @@ def _in_doubt(pending: _Pending) -> bool:
         return True
     headers = pending.message.headers or {}
     return bool(headers.get(IN_DOUBT_HEADER))
+
+
+def _in_doubt_after(pending: _Pending, exc: TransientDeliveryError) -> bool:
+    """After this failed attempt: in doubt before it, or it got no answer (a timeout, a dropped
+    connection), so the target may have taken it."""
+    return _in_doubt(pending) or exc.status_code is None
 
 
 def _channel_open(message: AbstractIncomingMessage) -> bool:

@@ -172,9 +172,8 @@ def _loop_pragmas(dbapi_connection: Any, record: Any) -> None:
 
 
 def _is_locked(exc: OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included (``SQLITE_BUSY_SNAPSHOT`` and the like)."""
     original = exc.orig
-    return isinstance(original, sqlite3.OperationalError) and (
-        getattr(original, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-        or "locked" in str(original)
-        or "busy" in str(original)
-    )
+    if not isinstance(original, sqlite3.OperationalError):
+        return False
+    return (original.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
