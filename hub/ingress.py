@@ -10,14 +10,14 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from hub.auth import AuthenticationError, SystemKeys
@@ -112,6 +112,7 @@ def message_json(view: MessageView) -> dict[str, Any]:
                 "route": d.route,
                 "state": d.state,
                 "attempts": d.attempts,
+                "in_doubt": d.in_doubt,
                 "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
                 "last_error": d.last_error,
                 "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
@@ -137,6 +138,63 @@ class AcceptedMessage(BaseModel):
     id: str
     targets: list[str]
     duplicate: bool = False
+
+
+#: Times are written as ISO 8601 with their offset (``2026-12-04T08:15:02.123456+00:00``).
+_Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class DeliveryRecord(BaseModel):
+    """Where one message stands with one target."""
+
+    target: str = Field(description="The target system's name in the routing table (a queue of its own).")
+    route: str = Field(description="The route that sent the message to this target.")
+    state: str = Field(
+        description="pending (stored, not yet confirmed by RabbitMQ), accepted (queued for the target), "
+        "retrying, delivered, dead_lettered, replayed, superseded (an older state of the dossier, not "
+        "sent because a newer one was delivered) or discarded."
+    )
+    attempts: int = Field(description="Attempts made so far.")
+    in_doubt: bool = Field(
+        description="An attempt may have reached the target without the hub learning the answer (a "
+        "timeout, a dropped connection): before sending again, the hub asks the target whether it "
+        "has the message, so it is not recorded twice. Once set, it stays set."
+    )
+    next_attempt_at: _Timestamp | None = Field(description="When the next attempt is due, while retrying.")
+    last_error: str | None = Field(description="Why the last attempt failed, in a sentence.")
+    delivered_at: _Timestamp | None
+    updated_at: _Timestamp
+
+
+class DeliveryEventRecord(BaseModel):
+    """One step of a message's timeline."""
+
+    target: str | None
+    kind: str = Field(description="accepted, attempt_failed, delivered, dead_lettered, replayed, discarded, …")
+    attempt: int | None
+    detail: str | None
+    actor: str | None = Field(description="Who did it, for an operator's action (replay, discard).")
+    at: _Timestamp
+
+
+class MessageRecord(BaseModel):
+    """A message as the hub keeps it: its envelope, where it stands with each target, and its timeline."""
+
+    id: str
+    seq: int = Field(description="The hub's own order of acceptance.")
+    type: str
+    source: str
+    dossier_code: str | None
+    accepted_at: _Timestamp
+    idempotency_key: str | None
+    payload: dict[str, Any]
+    deliveries: list[DeliveryRecord]
+    events: list[DeliveryEventRecord]
+
+
+class DossierMessages(BaseModel):
+    dossier_code: str
+    messages: list[MessageRecord] = Field(description="The dossier's messages in the order they were accepted.")
 
 
 _INTERNAL_ERROR = orjson.dumps(
@@ -422,7 +480,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
             raise _RequestError(404, f"There is no {what} you may read.")
         return view
 
-    @app.get("/v1/messages/{message_id}")
+    @app.get("/v1/messages/{message_id}", response_model=MessageRecord)
     async def get_message(message_id: str, request: Request) -> dict[str, Any]:
         authenticate(request)
         try:
@@ -431,7 +489,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
             raise _RequestError(503, str(exc)) from exc
         return message_json(await readable(request, view, f"message {message_id}"))
 
-    @app.get("/v1/dossiers/{dossier_code}/messages")
+    @app.get("/v1/dossiers/{dossier_code}/messages", response_model=DossierMessages)
     async def get_dossier_messages(dossier_code: str, request: Request) -> dict[str, Any]:
         system = authenticate(request)
         try:

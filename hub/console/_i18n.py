@@ -160,6 +160,14 @@ _LABELS: dict[str, tuple[str, str]] = {
     "state_replayed": ("đã gửi lại", "replayed"),
     "state_superseded": ("bỏ qua (đã có bản mới hơn)", "superseded"),
     "state_discarded": ("đã hủy", "discarded"),
+    "in_doubt": ("có thể đã tới đích", "may have arrived"),
+    "in_doubt_hint": (
+        "Một lần gửi có thể đã tới hệ thống đích mà hub không nhận được trả lời (hết thời gian chờ, mất kết nối): "
+        "trước khi gửi lại, hub hỏi hệ thống đích xem đã có bản tin chưa, để không ghi nhận hai lần.",
+        "An attempt may have reached the target without the hub getting its answer (a timeout, a dropped "
+        "connection): before sending again, the hub asks the target whether it has the message, so it is not "
+        "recorded twice.",
+    ),
     "event_accepted": ("hub nhận tin", "accepted by the hub"),
     "event_attempt_failed": ("gửi lỗi, sẽ thử lại", "attempt failed, will retry"),
     "event_delivered": ("đã chuyển tới đích", "delivered"),

@@ -208,6 +208,27 @@ async def test_a_viewer_may_look_but_not_replay_or_discard(
         assert await hub.delivery_state(message_id) == "dead_lettered"
 
 
+async def test_a_delivery_in_doubt_is_marked_with_what_the_hub_will_do_about_it(
+    sqlite_console_hub: RunningHub, portal: httpx.Client
+) -> None:
+    """The portal refused this dossier outright: no doubt. Once an attempt ends without an answer, the
+    delivery shows that it may have arrived, and why that matters (the hub asks before sending again)."""
+    hub = sqlite_console_hub
+    message_id, _ = await dead_lettered_dossier(hub, portal)
+    async with logged_in(hub, VIEWER, VIEWER_PASSWORD) as viewer:
+        page = await viewer.get(f"/console/messages/{message_id}")
+        assert 'data-field="in-doubt"' not in page.text
+        await hub.hub.store.mark_dead_lettered(
+            message_id, "national-portal", attempt=2, reason="(test) no answer within 3 s", in_doubt=True
+        )
+        page = await viewer.get(f"/console/messages/{message_id}")
+        assert re.search(r'data-field="in-doubt" title="[^"]*hỏi hệ thống đích[^"]*">có thể đã tới đích<', page.text)
+        english = await viewer.get(f"/console/messages/{message_id}?lang=en")
+        hint = r'title="[^"]*asks the target whether it has the message[^"]*">may have arrived<'
+        assert re.search(hint, english.text)
+    assert (await hub.message(message_id))["deliveries"][0]["in_doubt"] is True
+
+
 async def test_a_change_without_the_session_csrf_token_is_refused(
     sqlite_console_hub: RunningHub, portal: httpx.Client
 ) -> None:

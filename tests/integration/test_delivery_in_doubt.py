@@ -100,6 +100,7 @@ async def test_an_attempt_that_timed_out_after_reaching_the_portal_is_confirmed_
         await _delivered(hub, response.json()["id"], timeout=30)
         message = await hub.message(response.json()["id"])
     assert message["deliveries"][0]["attempts"] == 2
+    assert message["deliveries"][0]["in_doubt"] is True  # the API says why the portal was asked first
     services = [c["service"] for c in portal.get("/_mock/calls").json()]
     assert services == ["DongBoHoSoMC", "TraCuuHoSo"]
     assert portal.get(f"/_mock/dossiers/{code}").json()["status_history"] == [1]

@@ -168,6 +168,15 @@ async def test_health_readiness_metrics_and_contract(hub: RunningHub) -> None:
     assert "hub_delivery_latency_seconds_bucket" in metrics
     spec = (await hub.client.get(f"{hub.url}/openapi.json")).json()
     assert "/v1/messages" in spec["paths"]
+    # Reading a message is part of the contract too: its answer is documented, field by field.
+    read = spec["paths"]["/v1/messages/{message_id}"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert read["schema"] == {"$ref": "#/components/schemas/MessageRecord"}
+    delivery = spec["components"]["schemas"]["DeliveryRecord"]
+    assert {"target", "state", "attempts", "in_doubt", "next_attempt_at", "last_error"} <= set(delivery["required"])
+    assert "asks the target whether it has the message" in delivery["properties"]["in_doubt"]["description"]
+    answer = await hub.message(response.json()["id"])
+    assert answer["deliveries"][0]["in_doubt"] is False
+    assert answer["deliveries"][0]["delivered_at"].endswith("+00:00")  # written as before the model
 
 
 async def _answers(hub: RunningHub, code: str) -> list[tuple[int, str | None, str | None, dict[str, object]]]:
