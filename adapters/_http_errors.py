@@ -64,10 +64,17 @@ def body_snippet(text: str) -> str:
 def transport_failure(exc: Exception, *, system: str, action: str, url: str, timeout: float) -> DeliveryError:
     """Translate an httpx (or socket) exception raised while doing ``action`` against ``url``."""
     kind = type(exc).__name__
+    if isinstance(exc, httpx.PoolTimeout):
+        return TransientDeliveryError(
+            f"No free connection to {system} for {action} within {timeout:g} s ({kind}): every connection was "
+            "busy with slow calls. The hub will retry; if it keeps happening, check how fast it answers.",
+            unsent=True,
+        )
     if isinstance(exc, httpx.ConnectTimeout):
         return TransientDeliveryError(
             f"Could not connect to {system} at {url} within {timeout:g} s for {action} ({kind}). The hub will "
-            "retry; if it keeps happening, check the network route to it."
+            "retry; if it keeps happening, check the network route to it.",
+            unsent=True,
         )
     if isinstance(exc, httpx.TimeoutException):
         return TransientDeliveryError(
@@ -77,7 +84,8 @@ def transport_failure(exc: Exception, *, system: str, action: str, url: str, tim
     if isinstance(exc, httpx.ConnectError):
         return TransientDeliveryError(
             f"Could not connect to {system} at {url} for {action} ({kind}). The hub will retry; check that it "
-            "is up and reachable from the hub if it keeps happening."
+            "is up and reachable from the hub if it keeps happening.",
+            unsent=True,
         )
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return PermanentDeliveryError(

@@ -61,12 +61,22 @@ class TransientDeliveryError(DeliveryError):
     """The target may take the message later; the hub retries with backoff.
 
     ``retry_after`` (seconds) is honoured when the target said how long to wait
-    (HTTP ``Retry-After`` on a 429 or 503).
+    (HTTP ``Retry-After`` on a 429 or 503). ``unsent`` says the request certainly never left the
+    hub (no connection could be made), so the target cannot have it: without an answer
+    (``status_code`` None) the hub otherwise assumes it may have, and asks before sending again.
     """
 
-    def __init__(self, reason: str, *, status_code: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        unsent: bool = False,
+    ) -> None:
         super().__init__(reason, status_code=status_code)
         self.retry_after = retry_after
+        self.unsent = unsent
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -696,8 +696,9 @@ def _in_doubt(pending: _Pending) -> bool:
 
 def _in_doubt_after(pending: _Pending, exc: TransientDeliveryError) -> bool:
     """After this failed attempt: in doubt before it, or it got no answer (a timeout, a dropped
-    connection), so the target may have taken it."""
-    return _in_doubt(pending) or exc.status_code is None
+    connection), so the target may have taken it. A connection that was never made (refused, no
+    route, no free connection in the pool) sent nothing: no doubt."""
+    return _in_doubt(pending) or (exc.status_code is None and not exc.unsent)
 
 
 def _channel_open(message: AbstractIncomingMessage) -> bool:

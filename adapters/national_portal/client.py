@@ -105,12 +105,14 @@ def transport_failure(exc: Exception, *, action: str, url: str, timeout: float) 
         return TransientDeliveryError(
             f"No free connection to the national portal for {action} within {timeout:g}s{detail}: every "
             "connection was busy with slow calls. The hub will retry; if it keeps happening, raise "
-            "max_connections or check how fast the portal answers."
+            "max_connections or check how fast the portal answers.",
+            unsent=True,
         )
     if isinstance(exc, httpx.ConnectTimeout):
         return TransientDeliveryError(
             f"Could not connect to the national portal at {url} within {timeout:g}s for {action}{detail}. "
-            "The hub will retry; if it keeps happening, check the network route to the NGSP/LGSP gateway."
+            "The hub will retry; if it keeps happening, check the network route to the NGSP/LGSP gateway.",
+            unsent=True,
         )
     if isinstance(exc, httpx.TimeoutException):
         return TransientDeliveryError(
@@ -120,7 +122,8 @@ def transport_failure(exc: Exception, *, action: str, url: str, timeout: float) 
     if isinstance(exc, httpx.ConnectError):
         return TransientDeliveryError(
             f"Could not connect to the national portal at {url} for {action}{detail}. The hub will retry; "
-            "if it keeps happening, check that the gateway is up and reachable from the hub."
+            "if it keeps happening, check that the gateway is up and reachable from the hub.",
+            unsent=True,
         )
     if isinstance(exc, httpx.UnsupportedProtocol):
         return PermanentDeliveryError(

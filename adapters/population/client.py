@@ -147,7 +147,8 @@ def translate_failure(exc: BaseException, *, operation: str, url: str, timeout: 
     if isinstance(exc, httpx.ConnectError):
         return TransientDeliveryError(
             f"Could not connect to the population database at {url} for {operation}. "
-            "Check that the NGSP/LGSP route to it is up; the hub retries while the caller waits."
+            "Check that the NGSP/LGSP route to it is up; the hub retries while the caller waits.",
+            unsent=True,
         )
     if isinstance(exc, httpx.UnsupportedProtocol):
         return PermanentDeliveryError(f"The population database URL {url} is not http(s); fix service_url.")

@@ -365,6 +365,7 @@ async def test_dropped_connection_reason(adapter: NationalPortalAdapter, mock_po
     with pytest.raises(TransientDeliveryError, match="dropped") as caught:
         await create_dossier(adapter)
     assert CODE in caught.value.reason
+    assert not caught.value.unsent
     await create_dossier(adapter)  # the next call goes through on a new connection
 
 
@@ -375,6 +376,7 @@ async def test_slow_portal_times_out_as_transient(make_adapter: AdapterFactory, 
     with pytest.raises(TransientDeliveryError, match=r"did not answer .* within 0\.2s") as caught:
         await create_dossier(adapter)
     assert CODE in caught.value.reason
+    assert not caught.value.unsent  # the portal may have taken it
 
 
 async def test_busy_connection_pool_is_transient(make_adapter: AdapterFactory, mock_portal: MockPortalControl) -> None:
@@ -388,6 +390,7 @@ async def test_busy_connection_pool_is_transient(make_adapter: AdapterFactory, m
     )
     assert all(isinstance(r, TransientDeliveryError) for r in results), results
     assert any("No free connection" in r.reason for r in results if isinstance(r, TransientDeliveryError))
+    assert all(r.unsent == ("No free connection" in r.reason) for r in results if isinstance(r, TransientDeliveryError))
 
 
 async def test_unreachable_portal_is_transient() -> None:
@@ -403,8 +406,9 @@ async def test_unreachable_portal_is_transient() -> None:
     try:
         with pytest.raises(TransientDeliveryError, match="Could not connect"):
             await adapter.check()
-        with pytest.raises(TransientDeliveryError, match="Could not connect"):
+        with pytest.raises(TransientDeliveryError, match="Could not connect") as caught:
             await create_dossier(adapter)
+        assert caught.value.unsent
     finally:
         await adapter.aclose()
 
@@ -520,6 +524,8 @@ def _all_subclasses(cls: type[Exception]) -> list[type[Exception]]:
 
 
 EXPECTED_PERMANENT = {httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.TooManyRedirects}
+#: No connection was made, so the request never left the hub: the portal cannot have it.
+NEVER_SENT = {httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout}
 
 
 @pytest.mark.parametrize("exc_type", [*_all_subclasses(httpx.RequestError), OSError], ids=lambda t: t.__name__)
@@ -529,6 +535,8 @@ def test_every_transport_exception_is_translated(exc_type: type[Exception]) -> N
     expected = PermanentDeliveryError if exc_type in EXPECTED_PERMANENT else TransientDeliveryError
     assert type(error) is expected
     assert exc_type.__name__ in error.reason
+    if isinstance(error, TransientDeliveryError):  # anything else may have reached the portal: in doubt
+        assert error.unsent is (exc_type in NEVER_SENT)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from hub.ingress import Publisher
 from hub.store import DeliveryState
 from tests.support.harness import RunningHub, eventually, running_hub, write_routes
 from tests.support.payloads import dossier, dossier_code, step
+from tests.support.proxy import SwitchableProxy
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +144,35 @@ async def test_the_doubt_is_kept_in_the_store_so_a_resent_overdue_retry_is_looke
     assert "delivered" in kinds
     services = [c["service"] for c in portal.get("/_mock/calls").json()]
     assert services == ["DongBoHoSoMC", "TraCuuHoSo"], "the resent copy must ask the portal, not send again"
+    assert portal.get(f"/_mock/dossiers/{code}").json()["status_history"] == [1]
+
+
+async def test_a_refused_connection_sent_nothing_so_the_retry_is_not_looked_up(
+    database_url: str, tmp_path: Path, portal_url: str, portal: httpx.Client
+) -> None:
+    """The gateway refuses connections: the call never left the hub, so the retry sends at once,
+    without asking the portal first (each lookup is a call the portal's owners count)."""
+    with SwitchableProxy(int(portal_url.rsplit(":", 1)[1])) as proxy:
+        routes = write_routes(tmp_path / "routes", proxy.url, backoff="[1s]", attempts=10)
+        async with running_hub(database_url=database_url, routes_dir=routes, portal_url=portal_url) as hub:
+            proxy.refuse()
+            code = dossier_code()
+            response = await hub.post("dossier.upserted", dossier(code))
+            assert response.status_code == 202
+            message_id = response.json()["id"]
+
+            async def refused() -> bool:
+                return (await hub.message(message_id))["deliveries"][0]["attempts"] >= 1
+
+            await eventually(refused, timeout=15)
+            delivery = (await hub.message(message_id))["deliveries"][0]
+            assert "Could not connect" in delivery["last_error"]
+            assert delivery["in_doubt"] is False
+            proxy.accept()
+            await _delivered(hub, message_id, timeout=30)
+            assert (await hub.message(message_id))["deliveries"][0]["in_doubt"] is False
+    services = [c["service"] for c in portal.get("/_mock/calls").json()]
+    assert services == ["DongBoHoSoMC"], "nothing reached the portal before, so nothing to look up"
     assert portal.get(f"/_mock/dossiers/{code}").json()["status_history"] == [1]
 
 
