@@ -8,7 +8,8 @@ meanwhile (bench/README.md). Here each statement is compiled once per set of col
 processors of its parameters are looked up once, and each row becomes one tuple for the driver's
 ``executemany``. SQLAlchemy still runs the transaction and wraps the driver's errors (an
 ``IntegrityError`` stays one). What is written is what SQLAlchemy writes: the same processors turn
-datetimes into SQLite's text, and JSON columns are written by the store's own JSON function.
+datetimes into SQLite's text, JSON columns are written by the store's own JSON function, and a
+column the rows leave out gets its scalar ``default`` (one computed in Python is refused).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import JSON
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import BindParameter
 
 __all__ = ["execute_many"]
 
@@ -63,7 +65,8 @@ def _compile(statement: UpdateBase, keys: tuple[str, ...], json_text: Processor)
         json_text if isinstance(b.type, JSON) else b.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for b in binds
     ]
     constants = [
-        None if b.required else _processed(b.effective_value, p) for b, p in zip(binds, processors, strict=True)
+        None if b.required else _processed(_constant(statement, name, b), p)
+        for name, b, p in zip(names, binds, processors, strict=True)
     ]
     return _Compiled(
         sql=sql,
@@ -71,6 +74,26 @@ def _compile(statement: UpdateBase, keys: tuple[str, ...], json_text: Processor)
         processors=tuple(processors),
         constants=tuple(constants),
         returning=" RETURNING " in sql,
+    )
+
+
+def _constant(statement: UpdateBase, name: str, bind: BindParameter[Any]) -> Any:
+    """The value of a parameter the rows do not give: the statement's own, or its column's scalar
+    default (which SQLAlchemy applies only when it executes the statement itself, so it is applied
+    here). A default computed in Python cannot be applied without SQLAlchemy's execution: it is an
+    error to leave that column out, rather than a silent NULL."""
+    if bind.effective_value is not None:
+        return bind.effective_value
+    table = getattr(statement, "table", None)
+    column = table.c.get(name) if table is not None else None
+    default = getattr(column, "default", None)
+    if default is None:
+        return None
+    if default.is_scalar:
+        return default.arg
+    raise ValueError(
+        f"Column {name!r} has a default computed in Python, which the plain-SQL write cannot apply; "
+        "give its value in every row."
     )
 
 
