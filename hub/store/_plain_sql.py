@@ -22,8 +22,10 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.schema import ColumnDefault
 
 __all__ = ["execute_many"]
 
@@ -64,8 +66,9 @@ def _compile(statement: UpdateBase, keys: tuple[str, ...], json_text: Processor)
     processors = [
         json_text if isinstance(b.type, JSON) else b.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for b in binds
     ]
+    defaults = _defaults(compiled)
     constants = [
-        None if b.required else _processed(_constant(statement, name, b), p)
+        None if b.required else _processed(_constant(name, b, defaults), p)
         for name, b, p in zip(names, binds, processors, strict=True)
     ]
     return _Compiled(
@@ -77,18 +80,26 @@ def _compile(statement: UpdateBase, keys: tuple[str, ...], json_text: Processor)
     )
 
 
-def _constant(statement: UpdateBase, name: str, bind: BindParameter[Any]) -> Any:
+def _defaults(compiled: SQLCompiler) -> dict[str, ColumnDefault]:
+    """The columns whose Python-side default SQLAlchemy would compute before running the statement
+    (an INSERT's ``default``, an UPDATE's ``onupdate``), by parameter name."""
+    found: dict[str, ColumnDefault] = {}
+    for columns, attribute in ((compiled.insert_prefetch, "default"), (compiled.update_prefetch, "onupdate")):
+        for column in columns:
+            default = getattr(column, attribute)
+            if default is not None:
+                found[column.key] = default
+    return found
+
+
+def _constant(name: str, bind: BindParameter[Any], defaults: Mapping[str, ColumnDefault]) -> Any:
     """The value of a parameter the rows do not give: the statement's own, or its column's scalar
-    default (which SQLAlchemy applies only when it executes the statement itself, so it is applied
-    here). A default computed in Python cannot be applied without SQLAlchemy's execution: it is an
-    error to leave that column out, rather than a silent NULL."""
-    if bind.effective_value is not None:
-        return bind.effective_value
-    table = getattr(statement, "table", None)
-    column = table.c.get(name) if table is not None else None
-    default = getattr(column, "default", None)
+    default (SQLAlchemy applies that only when it runs the statement itself, so it is applied here).
+    A default computed in Python needs SQLAlchemy's execution: leaving that column out is an error,
+    not a silent NULL."""
+    default = defaults.get(name)
     if default is None:
-        return None
+        return bind.effective_value
     if default.is_scalar:
         return default.arg
     raise ValueError(

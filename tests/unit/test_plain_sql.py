@@ -15,10 +15,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     false,
     insert,
     select,
+    update,
 )
 
 from hub.store._plain_sql import execute_many
@@ -32,6 +34,7 @@ _ROWS = Table(
     Column("flag", Boolean, nullable=False, default=False, server_default=false()),
     Column("count", Integer, default=7),
     Column("at", DateTime, default=datetime.now),
+    Column("changes", Integer, onupdate=1),
 )
 
 
@@ -51,6 +54,16 @@ def test_a_column_left_out_of_the_rows_gets_its_scalar_default_not_null(engine: 
         execute_many(connection, insert(_ROWS), [{"name": "a", "at": at}, {"name": "b", "at": at}], json_text=str)
         written = connection.execute(select(_ROWS.c.name, _ROWS.c.flag, _ROWS.c.count, _ROWS.c.at)).all()
     assert [tuple(r) for r in written] == [("a", False, 7, at), ("b", False, 7, at)]
+
+
+def test_an_update_applies_scalar_onupdate_and_keeps_the_statements_own_none(engine: Engine) -> None:
+    at = datetime(2026, 12, 4, 8, 0)
+    with engine.begin() as connection:
+        execute_many(connection, insert(_ROWS), [{"name": "a", "at": at}], json_text=str)
+        statement = update(_ROWS).where(_ROWS.c.name == bindparam("b_name")).values(count=None)
+        execute_many(connection, statement, [{"b_name": "a"}], json_text=str)
+        written = connection.execute(select(_ROWS.c.count, _ROWS.c.changes)).one()
+    assert tuple(written) == (None, 1)  # None as the statement says, not the insert default 7
 
 
 def test_a_default_computed_in_python_must_be_given_in_the_rows(engine: Engine) -> None:
