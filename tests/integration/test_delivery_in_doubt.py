@@ -162,7 +162,7 @@ async def test_a_refused_connection_sent_nothing_so_the_retry_is_not_looked_up(
             message_id = response.json()["id"]
 
             async def refused() -> bool:
-                return (await hub.message(message_id))["deliveries"][0]["attempts"] >= 1
+                return int((await hub.message(message_id))["deliveries"][0]["attempts"]) >= 1
 
             await eventually(refused, timeout=15)
             delivery = (await hub.message(message_id))["deliveries"][0]
