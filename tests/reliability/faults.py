@@ -1,7 +1,7 @@
 """The faults the reliability suite injects, and what it measures while they last.
 
-* :class:`~tests.support.proxy.SwitchableProxy` (re-exported) – a TCP forwarder in front of the mock
-  portal that can refuse connections.
+* a target that refuses connections: :class:`tests.support.proxy.SwitchableProxy` (shared with the
+  integration tests).
 * :func:`broker_stopped` – ``rabbitmqctl stop_app`` … ``start_app``; always restarts it.
 * :func:`terminate_backends` – ``pg_terminate_backend`` on every connection to one test database.
 * :func:`rss_bytes`, :func:`queue_depth` – what fault 6 watches.
@@ -18,10 +18,8 @@ from pathlib import Path
 import pika
 
 from tests.reliability.reconciliation import connect
-from tests.support.proxy import SwitchableProxy
 
 __all__ = [
-    "SwitchableProxy",
     "broker_stopped",
     "dead_letters",
     "publish_raw",

@@ -10,11 +10,12 @@ import httpx
 import pytest
 
 from tests.reliability.conftest import HubFactory, Scale, ScratchDatabase
-from tests.reliability.faults import SwitchableProxy, queue_depth, rss_bytes
+from tests.reliability.faults import queue_depth, rss_bytes
 from tests.reliability.reconciliation import Figures, reconcile
 from tests.reliability.traffic import TrafficStream, plan_messages
 from tests.support.harness import RABBITMQ_URL
 from tests.support.processes import HubProcess
+from tests.support.proxy import SwitchableProxy
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
