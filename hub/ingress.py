@@ -10,12 +10,16 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
+import fastapi_offline
 import orjson
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.types import Receive, Scope, Send
@@ -282,7 +286,10 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         version="1",
         description="Provincial integration hub: systems post dossier messages; ops follow each one.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served without a CDN: see _serve_offline_docs
+        redoc_url=None,
     )
+    _serve_offline_docs(app)
 
     def problem(exc: _RequestError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """The error answer: the status, a JSON body ``{"detail": <sentence>, "errors": [...]}`` and headers."""
@@ -539,6 +546,50 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+_DOCS_ASSETS = "/docs/assets"
+#: The docs pages load nothing from elsewhere, not even ReDoc's "by Redocly" logo (cdn.redoc.ly).
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:"
+)
+
+
+def _serve_offline_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` and ReDoc at ``/redoc``, their scripts served by the hub itself from the
+    copies of swagger-ui-dist and redoc that the ``fastapi-offline`` package ships: provincial networks
+    reach no CDN. The online validator badge is off too (it would call validator.swagger.io), and a
+    Content-Security-Policy keeps the browser from asking any other host."""
+    assets = StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static")
+    app.mount(_DOCS_ASSETS, assets, name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = f"{request.scope.get('root_path', '')}"
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{_DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{_DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{_DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        page.headers["Content-Security-Policy"] = _DOCS_CSP
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = f"{request.scope.get('root_path', '')}"
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{_DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{_DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = _DOCS_CSP
+        return page
 
 
 async def refresh_gauges(hub: Hub) -> None:
