@@ -206,12 +206,6 @@ class Route(_Spec):
         return self.timeout if self.timeout is not None else DEFAULT_REQUEST_TIMEOUT_SECONDS
 
 
-class _RouteFile(_Spec):
-    systems: list[SystemSpec] = Field(default_factory=list)
-    targets: list[TargetSpec] = Field(default_factory=list)
-    routes: list[Route] = Field(default_factory=list)
-
-
 @dataclass(frozen=True, slots=True)
 class RouteProblem:
     """A problem in a route file, with where it is."""
@@ -290,7 +284,7 @@ def _expand_env(value: Any, problems: list[str]) -> Any:
 
 
 def _node_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
+    out.setdefault(path, node.start_mark.line + 1)  # a key's own line, not its value's first line
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
@@ -317,20 +311,96 @@ def _describe(loc: tuple[Any, ...], data: Any) -> str:
         section = loc[0]
         items = data.get(section) or []
         item = items[loc[1]] if loc[1] < len(items) and isinstance(items[loc[1]], dict) else {}
-        label = item.get("name") or item.get("id") or f"#{loc[1] + 1}"
+        label = (item.get("name") if section == "routes" else item.get("id")) or f"#{loc[1] + 1}"
         kind = {"routes": "route", "targets": "target", "systems": "system"}.get(section, section)
         rest = ".".join(str(p) for p in loc[2:]).replace("schema_name", "schema")
         return f"{kind} '{label}'" + (f", field '{rest}'" if rest else "")
     return ".".join(str(p) for p in loc) or "the file"
 
 
-def _load_file(path: Path, problems: list[RouteProblem]) -> _RouteFile | None:
-    name = str(path)
+@dataclass
+class _FileContents:
+    """What one route file declares: the valid items, and the names of the invalid ones.
+
+    An invalid declaration is reported once, where it is. Its id stays known ("declared but
+    invalid") so that routes naming it are not reported again: the declaration is what to fix.
+    """
+
+    file: str
+    text: str = ""
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    systems: list[tuple[SystemSpec, tuple[Any, ...]]] = field(default_factory=list)
+    targets: list[tuple[TargetSpec, tuple[Any, ...]]] = field(default_factory=list)
+    routes: list[tuple[Route, tuple[Any, ...]]] = field(default_factory=list)
+    invalid_systems: set[str] = field(default_factory=set)
+    invalid_targets: set[str] = field(default_factory=set)
+    invalid_types: set[str] = field(default_factory=set)
+
+    def line(self, loc: tuple[Any, ...]) -> int | None:
+        return _line_of(self.lines, loc)
+
+
+_SECTIONS: dict[str, type[_Spec]] = {"systems": SystemSpec, "targets": TargetSpec, "routes": Route}
+#: ``id: x`` and ``type: a.b`` anywhere in a file that could not be parsed (block or flow style).
+_ID_IN_TEXT = re.compile(r"(?<![\w-])id\s*:\s*[\"']?([A-Za-z0-9][\w-]*)")
+_TYPE_IN_TEXT = re.compile(r"(?<![\w-])type\s*:\s*[\"']?([a-z]\w*(?:\.[a-z]\w*)+)")
+
+
+def _unreadable(contents: _FileContents, text: str, line: int | None, sentence: str) -> RouteProblem:
+    """The one problem of a file that cannot be read as route data; its ids are kept from its text.
+
+    Every system or target id written in the file counts as declared but invalid, so references to
+    it from other files are not reported; the problem says which references were not checked.
+    """
+    ids = sorted(set(_ID_IN_TEXT.findall(text)))
+    contents.invalid_systems.update(ids)
+    contents.invalid_targets.update(ids)
+    contents.invalid_types.update(_TYPE_IN_TEXT.findall(text))
+    if ids:
+        sentence += f" References to what it declares ({', '.join(ids)}) were not checked."
+    return RouteProblem(contents.file, line, sentence)
+
+
+def _remember_invalid(contents: _FileContents, section: str, value: Any) -> None:
+    """Keep the id (or, of a route, the type) of items that did not validate, when they have one."""
+    for entry in value if isinstance(value, list) else [value]:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("id") is not None and section != "routes":
+            if section != "targets":
+                contents.invalid_systems.add(str(entry["id"]))
+            if section != "systems":
+                contents.invalid_targets.add(str(entry["id"]))
+        if entry.get("type") is not None and section not in {"systems", "targets"}:
+            contents.invalid_types.add(str(entry["type"]))
+
+
+def _validation_problems(
+    contents: _FileContents, exc: ValidationError, prefix: tuple[Any, ...], data: Any
+) -> list[RouteProblem]:
+    found: list[RouteProblem] = []
+    for err in exc.errors():
+        loc = (*prefix, *err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = f"'{loc[-1]}' is not a known setting here; check its spelling"
+        elif err["type"] == "missing":
+            message = f"'{loc[-1]}' is required"
+        found.append(RouteProblem(contents.file, contents.line(loc), f"In {_describe(loc, data)}: {message}."))
+    return found
+
+
+def _load_file(path: Path, problems: list[RouteProblem]) -> _FileContents:
+    """Parse one route file and validate each declaration on its own (one bad item spoils only itself)."""
+    contents = _FileContents(str(path))
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = contents.text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        problems.append(RouteProblem(name, None, "The file is not UTF-8 text; save it as UTF-8."))
-        return None
+        problems.append(
+            _unreadable(contents, raw.decode("utf-8", "replace"), None, "The file is not UTF-8 text; save it as UTF-8.")
+        )
+        return contents
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -338,28 +408,53 @@ def _load_file(path: Path, problems: list[RouteProblem]) -> _RouteFile | None:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        problems.append(RouteProblem(name, line, f"The file is not valid YAML: {problem}."))
-        return None
+        problems.append(_unreadable(contents, text, line, f"The file is not valid YAML: {problem}."))
+        return contents
     if data is None:
-        return _RouteFile()
+        return contents
     if not isinstance(data, dict):
-        problems.append(RouteProblem(name, 1, "A route file must be a mapping with 'systems', 'targets' and 'routes'."))
-        return None
-    lines: dict[tuple[Any, ...], int] = {}
+        sentence = "A route file must be a mapping with 'systems', 'targets' and 'routes'."
+        problems.append(_unreadable(contents, text, 1, sentence))
+        return contents
     if node is not None:
-        _node_lines(node, (), lines)
-    try:
-        return _RouteFile.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = f"'{loc[-1]}' is not a known setting here; check its spelling"
-            elif err["type"] == "missing":
-                message = f"'{loc[-1]}' is required"
-            problems.append(RouteProblem(name, _line_of(lines, loc), f"In {_describe(loc, data)}: {message}."))
-        return None
+        _node_lines(node, (), contents.lines)
+    for section, value in data.items():
+        if section not in _SECTIONS:
+            problems.append(
+                RouteProblem(
+                    contents.file,
+                    contents.line((section,)),
+                    f"'{section}' is not a known section of a route file; use systems, targets or routes.",
+                )
+            )
+            _remember_invalid(contents, str(section), value)
+            continue
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            problems.append(
+                RouteProblem(
+                    contents.file,
+                    contents.line((section,)),
+                    f"'{section}' must be a list, each item starting with '- ' on its own line.",
+                )
+            )
+            _remember_invalid(contents, section, value)
+            continue
+        for index, item in enumerate(value):
+            try:
+                spec = _SECTIONS[section].model_validate(item)
+            except ValidationError as exc:
+                problems.extend(_validation_problems(contents, exc, (section, index), data))
+                _remember_invalid(contents, section, item)
+                continue
+            if isinstance(spec, SystemSpec):
+                contents.systems.append((spec, (section, index)))
+            elif isinstance(spec, TargetSpec):
+                contents.targets.append((spec, (section, index)))
+            elif isinstance(spec, Route):
+                contents.routes.append((spec, (section, index)))
+    return contents
 
 
 def check_routes(
@@ -368,53 +463,56 @@ def check_routes(
     known_schemas: Iterable[str],
     known_adapters: Iterable[str],
 ) -> tuple[RouteTable | None, list[RouteProblem]]:
-    """Load and cross-check route files; return the table (when error-free) and every problem found."""
+    """Load and cross-check route files; return the table (when error-free) and every problem found.
+
+    Only root causes are reported: a declaration that is invalid (or in a file that cannot be read)
+    is reported where it is, and references to it elsewhere are not reported again.
+    """
     problems: list[RouteProblem] = []
     schemas, adapters = set(known_schemas), set(known_adapters)
     systems: dict[str, SystemSpec] = {}
     targets: dict[str, TargetSpec] = {}
-    routes: list[Route] = []
-    origin: dict[tuple[str, str], str] = {}
+    routes: list[tuple[Route, str, int | None]] = []
+    target_files: dict[str, str] = {}
+    invalid_systems: set[str] = set()
+    invalid_targets: set[str] = set()
+    invalid_types: set[str] = set()
+    system_places: dict[str, tuple[_FileContents, tuple[Any, ...]]] = {}
     files = sorted(paths)
     if not files:
         problems.append(RouteProblem("routes", None, "No route files (*.yaml) were found; add at least one."))
-    for path in files:
-        loaded = _load_file(path, problems)
-        if loaded is None:
-            continue
-        text_lines = path.read_text(encoding="utf-8").splitlines()
-
-        def line_of(needle: str, _lines: list[str] = text_lines) -> int | None:
-            for number, text in enumerate(_lines, start=1):
-                if needle in text:
-                    return number
-            return None
-
-        for system in loaded.systems:
-            if system.id in systems:
+    loaded = [_load_file(path, problems) for path in files]
+    for contents in loaded:
+        invalid_systems |= contents.invalid_systems
+        invalid_targets |= contents.invalid_targets
+        invalid_types |= contents.invalid_types
+    for contents in loaded:
+        text_lines = contents.text.splitlines()
+        for system, loc in contents.systems:
+            if system.id in system_places:
                 problems.append(
                     RouteProblem(
-                        str(path),
-                        line_of(f"id: {system.id}"),
-                        f"System '{system.id}' is declared twice (also in {origin[('system', system.id)]}).",
+                        contents.file,
+                        contents.line((*loc, "id")),
+                        f"System '{system.id}' is declared twice (also in {system_places[system.id][0].file}).",
                     )
                 )
             systems[system.id] = system
-            origin[("system", system.id)] = str(path)
-        for target in loaded.targets:
-            if target.id in targets:
+            system_places[system.id] = (contents, loc)
+        for target, loc in contents.targets:
+            if target.id in target_files:
                 problems.append(
                     RouteProblem(
-                        str(path),
-                        line_of(f"id: {target.id}"),
-                        f"Target '{target.id}' is declared twice (also in {origin[('target', target.id)]}).",
+                        contents.file,
+                        contents.line((*loc, "id")),
+                        f"Target '{target.id}' is declared twice (also in {target_files[target.id]}).",
                     )
                 )
             if target.adapter not in adapters:
                 problems.append(
                     RouteProblem(
-                        str(path),
-                        line_of(f"adapter: {target.adapter}"),
+                        contents.file,
+                        contents.line((*loc, "adapter")),
                         f"Target '{target.id}' uses adapter '{target.adapter}', which the hub does not have; "
                         f"use one of: {', '.join(sorted(adapters))}.",
                     )
@@ -422,28 +520,26 @@ def check_routes(
             missing: list[str] = []
             _expand_env(target.config, missing)
             for variable in missing:
+                line = next((n for n, text in enumerate(text_lines, start=1) if variable in text), None)
                 problems.append(
                     RouteProblem(
-                        str(path),
-                        line_of(variable),
+                        contents.file,
+                        line or contents.line((*loc, "config")),
                         f"Target '{target.id}' needs the environment variable {variable}, which is not set; "
                         "set it before starting a worker for this target.",
                         severity="warning",
                     )
                 )
             targets[target.id] = target
-            origin[("target", target.id)] = str(path)
-        for route in loaded.routes:
-            if any(r.name == route.name for r in routes):
-                problems.append(
-                    RouteProblem(str(path), line_of(f"name: {route.name}"), f"Route '{route.name}' is declared twice.")
-                )
-            routes.append(route)
-            origin[("route", route.name)] = str(path)
+            target_files[target.id] = contents.file
+        for route, loc in contents.routes:
+            line = contents.line(loc)
+            if any(r.name == route.name for r, _, _ in routes):
+                problems.append(RouteProblem(contents.file, line, f"Route '{route.name}' is declared twice."))
+            routes.append((route, contents.file, line))
 
-    for route in routes:
-        file = origin[("route", route.name)]
-        line = _find_line(file, f"name: {route.name}")
+    for position, (route, file, line) in enumerate(routes):
+        earlier = [r for r, _, _ in routes[:position]]
         if route.schema_name not in schemas:
             problems.append(
                 RouteProblem(
@@ -454,7 +550,7 @@ def check_routes(
                 )
             )
         for target_id in route.targets:
-            if target_id not in targets:
+            if target_id not in targets and target_id not in invalid_targets:
                 problems.append(
                     RouteProblem(
                         file,
@@ -464,12 +560,18 @@ def check_routes(
                     )
                 )
         for source in route.sources or ():
-            if source not in systems:
+            if source not in systems and source not in invalid_systems:
                 problems.append(
                     RouteProblem(file, line, f"Route '{route.name}' names source '{source}', which is not a system.")
                 )
-        problems.extend(_mode_problems(route, routes, file, line))
-        others = [r for r in routes if r.type == route.type and r.schema_name != route.schema_name]
+        problems.extend(_mode_problems(route, earlier, file, line))
+        others = [
+            r
+            for r in earlier
+            if r.type == route.type
+            and r.schema_name != route.schema_name
+            and {r.schema_name, route.schema_name} <= schemas
+        ]
         if others:
             problems.append(
                 RouteProblem(
@@ -479,35 +581,44 @@ def check_routes(
                     "schemas; one message type has one schema.",
                 )
             )
-    types = {r.type for r in routes}
+    types = {r.type for r, _, _ in routes} | invalid_types
     for system in systems.values():
-        file = origin[("system", system.id)]
-        for message_type in system.allowed_types:
+        contents, loc = system_places[system.id]
+        for index, message_type in enumerate(system.allowed_types):
             if message_type not in types:
                 problems.append(
                     RouteProblem(
-                        file,
-                        _find_line(file, message_type),
+                        contents.file,
+                        contents.line((*loc, "allowed_types", index)),
                         f"System '{system.id}' may send '{message_type}', but no route carries that type.",
                     )
                 )
         if not os.environ.get(system.key_env):
             problems.append(
                 RouteProblem(
-                    file,
-                    _find_line(file, system.key_env),
+                    contents.file,
+                    contents.line((*loc, "key_env")),
                     f"System '{system.id}' has no key: the environment variable {system.key_env} is not set, "
                     "so the ingress will refuse its messages.",
                     severity="warning",
                 )
             )
-    table = RouteTable(systems=systems, targets=targets, routes=tuple(routes), files=tuple(str(f) for f in files))
+    table = RouteTable(
+        systems=systems,
+        targets=targets,
+        routes=tuple(r for r, _, _ in routes),
+        files=tuple(str(f) for f in files),
+    )
     has_errors = any(p.severity == "error" for p in problems)
     return (None if has_errors else table), problems
 
 
-def _mode_problems(route: Route, routes: list[Route], file: str, line: int | None) -> list[RouteProblem]:
-    """Settings that only fit some modes, and request-reply / login routes that could not answer."""
+def _mode_problems(route: Route, earlier: list[Route], file: str, line: int | None) -> list[RouteProblem]:
+    """Settings that only fit some modes, and request-reply / login routes that could not answer.
+
+    ``earlier`` are the routes checked before this one: a clash between two routes is reported once,
+    at the second.
+    """
     found: list[str] = []
     if route.mode != "deliver":
         if len(route.targets) != 1:
@@ -517,8 +628,8 @@ def _mode_problems(route: Route, routes: list[Route], file: str, line: int | Non
             )
         if route.ordering != "none":
             found.append(f"Route '{route.name}' is {route.mode}; 'ordering' only applies to deliver routes.")
-        if any(r.type == route.type and r.mode != route.mode for r in routes):
-            found.append(f"Type '{route.type}' is carried by routes of different modes; give one type one mode.")
+    if any(r.type == route.type and r.mode != route.mode for r in earlier):
+        found.append(f"Type '{route.type}' is carried by routes of different modes; give one type one mode.")
     if route.mode != "request-reply" and route.timeout is not None:
         found.append(f"Route '{route.name}' sets 'timeout', which only applies to mode: request-reply.")
     if route.mode == "deliver" and route.rate_limit is not None:
@@ -534,16 +645,6 @@ def _mode_problems(route: Route, routes: list[Route], file: str, line: int | Non
     if route.mode != "login" and route.login is not None:
         found.append(f"Route '{route.name}' has a 'login' section but is not mode: login.")
     return [RouteProblem(file, line, sentence) for sentence in found]
-
-
-def _find_line(file: str, needle: str) -> int | None:
-    try:
-        for number, text in enumerate(Path(file).read_text(encoding="utf-8").splitlines(), start=1):
-            if needle in text:
-                return number
-    except OSError:
-        return None
-    return None
 
 
 def load_routes(routes_dir: Path, *, known_schemas: Iterable[str], known_adapters: Iterable[str]) -> RouteTable:
