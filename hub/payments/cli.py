@@ -64,7 +64,7 @@ def list_payments(
     state: Annotated[str | None, typer.Option(help="Only this state: initiated, paid, refunded, …")] = None,
     dossier: Annotated[str | None, typer.Option(help="Only this dossier (MaHoSo).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    limit: Annotated[int, typer.Option()] = 100,
+    limit: Annotated[int, typer.Option(help="At most this many payments (--dossier lists all of its own).")] = 100,
 ) -> None:
     """List payments, newest first."""
 
@@ -90,7 +90,7 @@ def list_payments(
 @payments_app.command("show")
 def show(
     reference: Annotated[str, typer.Argument(help="MaThamChieu of a payment, or a dossier code (MaHoSo).")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """A payment (or every payment of a dossier) with every result received for it and what the hub did."""
 
@@ -120,8 +120,8 @@ def show(
 
 @payments_app.command("rejections")
 def rejections(
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    limit: Annotated[int, typer.Option()] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many results, the newest first.")] = 100,
 ) -> None:
     """Results the hub refused (bad MaXacThuc, replayed MaGiaoDich, wrong amount, unknown MaThamChieu …)."""
 

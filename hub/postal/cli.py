@@ -24,7 +24,7 @@ post_app = typer.Typer(help="Postal delivery through VNPost: parcels, tracking, 
 def list_parcels(
     state: Annotated[str | None, typer.Option(help="Only this state: open, delivered, cancelled, failed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    limit: Annotated[int, typer.Option()] = 100,
+    limit: Annotated[int, typer.Option(help="At most this many parcels, the newest first.")] = 100,
 ) -> None:
     """List parcels, newest first."""
 
@@ -48,7 +48,7 @@ def list_parcels(
 @post_app.command("show")
 def show(
     key: Annotated[str, typer.Argument(help="ItemCode of a parcel, or a dossier code (MaHoSo).")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """A parcel (or every parcel of a dossier) with every tracking status and how it came (callback/poll)."""
 
