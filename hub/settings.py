@@ -5,13 +5,17 @@ Secrets (system keys, partner credentials) come from here, never from the reposi
 
 from __future__ import annotations
 
+import os
+from collections import ChainMap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["HubSettings"]
+__all__ = ["HubSettings", "environment"]
 
 
 class HubSettings(BaseSettings):
@@ -49,6 +53,14 @@ class HubSettings(BaseSettings):
     )
     publish_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Longest wait for RabbitMQ to confirm a publish."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM or SIGINT, how long requests and deliveries under way may take to finish; "
+        "then they are cancelled (their messages go back to RabbitMQ, unacknowledged). The process exits "
+        'within this + 5 s; a second signal exits at once (docs/reliability.md, "Stopping").',
     )
     outbox_relay_after_seconds: float = Field(
         default=30.0,
@@ -141,3 +153,15 @@ class HubSettings(BaseSettings):
     identity_secure_cookie: bool = Field(
         default=False, description="Send the login-binding cookie only over HTTPS (set true behind a TLS proxy)."
     )
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment over the variables of ``.env``, the way HubSettings reads them.
+
+    Systems' keys (``key_env``) and the ``${VAR}`` of route files are looked up here, so a variable kept
+    in ``.env`` works there as it does for a ``HUB_*`` setting; one set in the environment wins. Read
+    afresh on every call (at start-up only), so the environment of the moment counts.
+    """
+    env_file = Path(str(HubSettings.model_config.get("env_file") or ".env"))
+    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.is_file() else {}
+    return ChainMap(os.environ, from_file)
