@@ -1,13 +1,12 @@
 """Who is calling: a sending system by its key, or an operator with the admin key.
 
-Keys come from the environment (each system's ``key_env``, and ``HUB_ADMIN_KEY``); they are
+Keys come from the environment or ``.env`` (each system's ``key_env``, and ``HUB_ADMIN_KEY``); they are
 compared in constant time. One instance serves every HTTP endpoint of the ingress.
 """
 
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ import structlog
 
 from hub.errors import HubError
 from hub.routing import SystemSpec
+from hub.settings import environment
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -33,8 +33,9 @@ class SystemKeys:
 
     def __init__(self, systems: Iterable[SystemSpec], admin_key: str | None) -> None:
         self._keys: list[tuple[bytes, SystemSpec]] = []
+        env = environment()
         for system in systems:
-            key = os.environ.get(system.key_env)
+            key = env.get(system.key_env)
             if key:
                 self._keys.append((key.encode(), system))
             else:

@@ -7,7 +7,6 @@ reading our code. See ``routes/national-portal.yaml`` for an annotated example.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.errors import ConfigurationError
+from hub.settings import environment
 
 __all__ = [
     "LoginPolicy",
@@ -261,13 +261,15 @@ class RouteTable:
 # ----------------------------------------------------------------------------- loading
 
 
-def _expand_env(value: Any, problems: list[str]) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in strings of a target's config."""
+def _expand_env(value: Any, problems: list[str], env: Mapping[str, str] | None = None) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in strings of a target's config (from the environment
+    or ``.env``)."""
+    env = environment() if env is None else env
     if isinstance(value, str):
 
         def repl(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            found = os.environ.get(name)
+            found = env.get(name)
             if found is not None:
                 return found
             if default is not None:
@@ -277,9 +279,9 @@ def _expand_env(value: Any, problems: list[str]) -> Any:
 
         return _ENV_REF.sub(repl, value)
     if isinstance(value, dict):
-        return {k: _expand_env(v, problems) for k, v in value.items()}
+        return {k: _expand_env(v, problems, env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, problems) for v in value]
+        return [_expand_env(v, problems, env) for v in value]
     return value
 
 
@@ -582,6 +584,7 @@ def check_routes(
                 )
             )
     types = {r.type for r, _, _ in routes} | invalid_types
+    env = environment()
     for system in systems.values():
         contents, loc = system_places[system.id]
         for index, message_type in enumerate(system.allowed_types):
@@ -593,7 +596,7 @@ def check_routes(
                         f"System '{system.id}' may send '{message_type}', but no route carries that type.",
                     )
                 )
-        if not os.environ.get(system.key_env):
+        if not env.get(system.key_env):
             problems.append(
                 RouteProblem(
                     contents.file,
