@@ -25,6 +25,9 @@ test: install-dev lint typecheck pytest
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# Declared dependencies equal imports: the runtime code's ([tool.deptry]), then the tests' (in the dev extra).
+	$(BIN)/deptry .
+	$(BIN)/deptry . -e '\.venv' -e build -e var -e hub -e adapters -e schemas -e mocks -e bench --ignore DEP002,DEP004
 
 typecheck:
 	$(BIN)/mypy
