@@ -111,6 +111,13 @@ def run(
     mock_port_base: Annotated[
         int, typer.Option(help="Demo: the mocks listen on the next six ports (portal on +1 … VNeID on +6).")
     ] = 8080,
+    start_broker: Annotated[
+        bool,
+        typer.Option(help="Demo: start this machine's RabbitMQ when it is installed but stopped (as root only)."),
+    ] = True,
+    broker_wait: Annotated[
+        float, typer.Option(help="Demo: seconds to wait for a RabbitMQ the demo started to answer.")
+    ] = 60.0,
 ) -> None:
     """Run every role in one process: the ingress and a worker for every target (first install, demo)."""
     overrides: dict[str, Any] = {}
@@ -119,11 +126,24 @@ def run(
     if port:
         overrides["http_port"] = port
     settings = HubSettings(**overrides)
-    extra = None
+    demo_run = None
     if demo:
         from hub.demo import prepare_demo
 
-        extra = prepare_demo(settings, dossiers=dossiers, rate=rate, mock_port_base=mock_port_base)
+        configure_logging(settings.log_level, settings.log_format)
+        try:
+            demo_run = prepare_demo(
+                settings,
+                dossiers=dossiers,
+                rate=rate,
+                mock_port_base=mock_port_base,
+                start_broker=start_broker,
+                broker_wait=broker_wait,
+            )
+        except BrokerUnavailableError as exc:
+            _fail(str(exc), 3)
+            raise
+        settings = demo_run.settings
     hub = _hub(settings)
     from hub.runner import run_hub
 
@@ -131,13 +151,24 @@ def run(
     typer.echo(f"API contract:  http://{settings.http_host}:{settings.http_port}/docs", err=True)
     typer.echo(f"Metrics:       http://{settings.http_host}:{settings.http_port}/metrics", err=True)
     typer.echo(f"Ops console:   http://{settings.http_host}:{settings.http_port}/console", err=True)
-    _run(run_hub(hub, ingress=True, targets=list(hub.routes.targets), extra=extra))
+    if demo_run is None:
+        _run(run_hub(hub, ingress=True, targets=list(hub.routes.targets)))
+        return
+    from hub.demo import delete_demo_queues
+
+    if demo_run.owns_namespace:  # what a previous demo left in its queues belongs to its archived store
+        _run(delete_demo_queues(settings.broker_url, hub.broker.topology, hub.routes))
+    try:
+        _run(run_hub(hub, ingress=True, targets=list(hub.routes.targets), extra=demo_run.runner))
+    finally:
+        if demo_run.owns_namespace:
+            _run(delete_demo_queues(settings.broker_url, hub.broker.topology, hub.routes))
 
 
 @app.command()
 def ingress(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    host: Annotated[str | None, typer.Option(help="Address of the ingress API (default: HUB_HTTP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the ingress API (default: HUB_HTTP_PORT).")] = None,
 ) -> None:
     """Run the ingress API alone (production: several behind a load balancer)."""
     overrides: dict[str, Any] = {}
@@ -201,9 +232,12 @@ def routes_check(
 def dlq_list(
     target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    limit: Annotated[int, typer.Option()] = 200,
+    limit: Annotated[int, typer.Option(help="At most this many messages, the oldest first.")] = 200,
 ) -> None:
-    """List dead-lettered messages with their reasons (payloads are not printed: they hold personal data)."""
+    """List dead-lettered messages with their reasons (payloads are not printed: they hold personal data).
+
+    An empty list is not an error: the command exits 0 when no message is dead-lettered.
+    """
 
     async def action(hub: Hub) -> None:
         rows = await hub.store.dead_letters(target, limit=limit)
@@ -240,7 +274,11 @@ def replay(
     target: Annotated[str | None, typer.Option(help="Only towards this target (with --all: every one of it).")] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter of --target.")] = False,
 ) -> None:
-    """Send dead-lettered messages again: one by id, or all of a target."""
+    """Send dead-lettered messages again: one by id, or all of a target.
+
+    Exits 1 when the message id names nothing that could be replayed (it is not in the store, or not
+    dead-lettered); replaying an empty dead-letter queue with --all is not an error.
+    """
     from hub.operations import replay_message, replay_target
 
     if (message_id is None) == (not replay_all):
@@ -267,13 +305,20 @@ def replay(
 
 @app.command()
 def trace(dossier_code: Annotated[str, typer.Argument(help="MaHoSo of the dossier.")]) -> None:
-    """Show every message of one dossier, in order, and where each one is per target."""
+    """Show every message of one dossier, in order, and where each one is per target.
 
-    async def action(hub: Hub) -> None:
+    Exits 1 when no message of the dossier is in the store.
+    """
+
+    async def action(hub: Hub) -> int:
         views = await hub.store.dossier_messages(dossier_code)
         if not views:
-            typer.echo(f"No message of dossier {dossier_code} is in the store.")
-            return
+            typer.echo(
+                f"No message of dossier {dossier_code} is in the store; check the MaHoSo "
+                "and whether the sending system has sent it.",
+                err=True,
+            )
+            return 1
         for view in views:
             env = view.envelope
             status = env.payload.get("TrangThaiHoSo") or env.payload.get("TrangThai")
@@ -283,8 +328,9 @@ def trace(dossier_code: Annotated[str, typer.Argument(help="MaHoSo of the dossie
             for e in view.events:
                 where = f" {e.target}" if e.target else ""
                 typer.echo(f"       {e.at:%H:%M:%S} {e.kind}{where}{': ' + e.detail if e.detail else ''}")
+        return 0
 
-    _run(_with_hub(_hub(), action))
+    raise typer.Exit(_run(_with_hub(_hub(), action)))
 
 
 @db_app.command("upgrade")
@@ -305,7 +351,9 @@ def db_upgrade() -> None:
 
 
 @schemas_app.command("export")
-def schemas_export(out: Annotated[Path, typer.Option()] = Path("schemas/json")) -> None:
+def schemas_export(
+    out: Annotated[Path, typer.Option(help="Folder to write the *.schema.json files into.")] = Path("schemas/json"),
+) -> None:
     """Write the JSON Schema of every canonical message (the contract for ministries)."""
     from schemas import json_schemas
 
@@ -317,11 +365,24 @@ def schemas_export(out: Annotated[Path, typer.Option()] = Path("schemas/json")) 
 
 
 @config_app.command("docs")
-def config_docs(out: Annotated[Path, typer.Option()] = Path("docs/configuration.md")) -> None:
+def config_docs(
+    out: Annotated[Path, typer.Option(help="File to write the Markdown table into.")] = Path("docs/configuration.md"),
+) -> None:
     """Write the table of every setting (docs/configuration.md) from the settings model."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(settings_reference(), encoding="utf-8")
     typer.echo(str(out))
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object of every result.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds each network check may take.")] = 5.0,
+) -> None:
+    """Check settings, route files, keys, the store, RabbitMQ and every target; exit 1 when something must be fixed."""
+    from hub.doctor import run_doctor
+
+    raise typer.Exit(run_doctor(as_json=as_json, timeout=timeout, echo=typer.echo))
 
 
 def settings_reference() -> str:

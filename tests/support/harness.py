@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import textwrap
 import time
@@ -48,6 +49,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_run(count: int) -> int:
+    """A port p such that p .. p+count-1 are free now (the demo's mocks use consecutive ports)."""
+    for _ in range(50):
+        base = random.randint(20_000, 60_000)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise AssertionError("no run of free ports found")
 
 
 def write_routes(folder: Path, portal_url: str, *, backoff: str = "[200ms, 500ms, 1s]", attempts: int = 5) -> Path:
