@@ -30,7 +30,7 @@ from pydantic_settings import SettingsError
 from hub.adapter import AdapterFactory
 from hub.errors import ConfigurationError, DeliveryError
 from hub.routing import RouteProblem, RouteTable, TargetSpec, check_routes, resolve_target_config
-from hub.settings import HubSettings
+from hub.settings import HubSettings, env_file, env_file_values
 
 __all__ = [
     "Check",
@@ -46,7 +46,6 @@ __all__ = [
     "key_verdict",
     "load_settings",
     "migration_check",
-    "read_env_file",
     "render_json",
     "render_text",
     "run_checks",
@@ -124,7 +123,7 @@ def load_settings() -> tuple[HubSettings | None, list[Check]]:
         else:
             if failing:
                 return settings, list(failing.values())
-            source = " and ./.env" if Path(_env_file_name()).is_file() else ""
+            source = " and ./.env" if env_file().is_file() else ""
             return settings, [Check("settings", "OK", f"The HUB_* settings load from the environment{source}.")]
     return None, [*failing.values(), _settings_unusable("too many invalid settings")]
 
@@ -164,35 +163,6 @@ def _settings_unusable(detail: str) -> Check:
         "and did not run.",
         "Không nạp được cấu hình: sửa các biến HUB_* ở trên; các mục kiểm tra khác chưa chạy.",
     )
-
-
-def _env_file_name() -> str:
-    configured = HubSettings.model_config.get("env_file")
-    return str(configured) if isinstance(configured, str | Path) else ".env"
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``NAME=value`` lines of a .env file (``export``, quotes and comments as in shells); {} without one."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return {}
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        name, sep, value = line.partition("=")
-        if not sep:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[name.strip()] = value
-    return values
 
 
 # ----------------------------------------------------------------------------- routes and keys
@@ -807,9 +777,8 @@ async def run_checks(timeout: float = 5.0, *, environ: Mapping[str, str] | None 
     adapters = adapter_registry()
     table, found = check_route_files(settings.routes_dir, known_schemas=known_schema_names(), known_adapters=adapters)
     checks += found
-    env_file = _env_file_name()
     if table is not None:
-        checks += check_system_keys(table, environ, read_env_file(Path(env_file)), env_file_name=env_file)
+        checks += check_system_keys(table, environ, env_file_values(), env_file_name=str(env_file()))
     checks.append(check_admin_key(settings))
     checks += await check_database(settings.database_url, timeout)
     checks.append(await check_broker(settings.broker_url, timeout))

@@ -15,7 +15,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["HubSettings", "environment"]
+__all__ = ["HubSettings", "env_file", "env_file_values", "environment"]
 
 
 class HubSettings(BaseSettings):
@@ -155,6 +155,17 @@ class HubSettings(BaseSettings):
     )
 
 
+def env_file() -> Path:
+    """The ``.env`` file HubSettings reads (relative to the working directory)."""
+    return Path(str(HubSettings.model_config.get("env_file") or ".env"))
+
+
+def env_file_values() -> dict[str, str]:
+    """The variables of the ``.env`` file, parsed as pydantic-settings parses it; {} without one."""
+    path = env_file()
+    return {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
+
+
 def environment() -> Mapping[str, str]:
     """The process environment over the variables of ``.env``, the way HubSettings reads them.
 
@@ -162,6 +173,4 @@ def environment() -> Mapping[str, str]:
     in ``.env`` works there as it does for a ``HUB_*`` setting; one set in the environment wins. Read
     afresh on every call (at start-up only), so the environment of the moment counts.
     """
-    env_file = Path(str(HubSettings.model_config.get("env_file") or ".env"))
-    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.is_file() else {}
-    return ChainMap(os.environ, from_file)
+    return ChainMap(os.environ, env_file_values())
