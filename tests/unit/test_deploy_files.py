@@ -7,6 +7,7 @@ sample in .env.example.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -119,3 +120,137 @@ def test_asyncapi_lists_every_type_that_travels_through_delivery_queues(monkeypa
     assert set(envelope["type"]["enum"]) == set(delivered)
     refs = {ref["$ref"] for ref in envelope["payload"]["oneOf"]}
     assert refs == {f"../schemas/json/{name.replace('/', '.')}.schema.json" for name in delivered.values()}
+
+
+# ---------------------------------------------------------------- production without Docker (deploy/)
+
+SYSTEMD = ROOT / "deploy" / "systemd"
+#: A role exits within HUB_SHUTDOWN_GRACE_SECONDS + this of SIGTERM (hub/runner.py, docs/deploy.md).
+STOP_MARGIN_SECONDS = 5
+
+
+def _unit(name: str) -> dict[str, dict[str, list[str]]]:
+    """A systemd unit file as section -> key -> values (keys such as EnvironmentFile repeat)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    section: dict[str, list[str]] = {}
+    for raw in (SYSTEMD / name).read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = sections.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        section.setdefault(key, []).append(value)
+    return sections
+
+
+def _seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|min)?", value)
+    assert match, f"unexpected time span {value!r}"
+    return float(match[1]) * (60 if match[2] == "min" else 1)
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    return dict(
+        line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line and line[0] != "#"
+    )
+
+
+def test_systemd_units_run_hub_commands_with_options_that_exist() -> None:
+    worker_options = _env_file(SYSTEMD / "worker-national-portal.env")["LGSP_HUB_WORKER_OPTIONS"].split()
+    commands = {
+        "lgsp-hub-ingress.service": _unit("lgsp-hub-ingress.service")["Service"]["ExecStart"][0].split(),
+        # the worker's options as the sample per-target file adds them through $LGSP_HUB_WORKER_OPTIONS
+        "lgsp-hub-worker@.service": [
+            part
+            for word in _unit("lgsp-hub-worker@.service")["Service"]["ExecStart"][0].split()
+            for part in (worker_options if word == "$LGSP_HUB_WORKER_OPTIONS" else [word])
+        ],
+    }
+    for name, command in commands.items():
+        assert Path(command[0]).name == "hub", f"{name} does not run the hub command: {command}"
+    assert commands["lgsp-hub-worker@.service"][1:4] == ["worker", "--target", "%i"]
+    programs = sorted({("hub", command[1]) for command in commands.values()})
+    with ThreadPoolExecutor() as pool:
+        helps = dict(zip(programs, pool.map(lambda program: _help(*program), programs), strict=True))
+    for name, command in commands.items():
+        for option in (part for part in command if part.startswith("--")):
+            assert option in helps[("hub", command[1])], (
+                f"{name} passes {option}, which `hub {command[1]}` does not have"
+            )
+
+
+def test_systemd_units_give_each_role_time_to_stop_and_share_the_target_and_settings() -> None:
+    from hub.settings import HubSettings
+
+    fields = HubSettings.model_fields
+    grace = fields["shutdown_grace_seconds"].default
+    bounds = {
+        "lgsp-hub-ingress.service": grace + STOP_MARGIN_SECONDS,
+        # a worker whose grace is raised up to the delivery timeout still fits
+        "lgsp-hub-worker@.service": max(grace, fields["delivery_timeout_seconds"].default) + STOP_MARGIN_SECONDS,
+    }
+    for name, bound in bounds.items():
+        unit = _unit(name)
+        service = unit["Service"]
+        assert service["KillSignal"] == ["SIGTERM"], name
+        timeout = _seconds(service["TimeoutStopSec"][0])
+        assert timeout > bound, f"{name}: TimeoutStopSec {timeout:g} s does not exceed the role's {bound:g} s to stop"
+        assert service["EnvironmentFile"][0] == "/etc/lgsp-hub/hub.env", name
+        assert service["WorkingDirectory"] == ["/etc/lgsp-hub"], name
+        assert service["Restart"] == ["on-failure"], name
+        assert service["NoNewPrivileges"] == ["yes"], name
+        assert service["ProtectSystem"] == ["strict"], name
+        assert "/var/lib/lgsp-hub" in service["ReadWritePaths"][0].split(), name
+        assert unit["Unit"]["PartOf"] == ["lgsp-hub.target"], name
+        assert unit["Install"]["WantedBy"] == ["lgsp-hub.target"], name
+    assert (SYSTEMD / "lgsp-hub.target").is_file()
+    deploy_doc = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for name in bounds:
+        assert f"TimeoutStopSec={_unit(name)['Service']['TimeoutStopSec'][0]}" in deploy_doc, name
+
+
+def test_the_backup_timer_starts_the_backup_service_which_runs_the_shipped_script() -> None:
+    timer = _unit("lgsp-hub-backup.timer")
+    assert timer["Timer"]["Unit"] == ["lgsp-hub-backup.service"]
+    assert timer["Timer"]["OnCalendar"]
+    assert (SYSTEMD / "lgsp-hub-backup.service").is_file()
+    service = _unit("lgsp-hub-backup.service")["Service"]
+    assert service["Type"] == ["oneshot"]
+    script = ROOT / "deploy" / "backup" / Path(service["ExecStart"][0].split()[0]).name
+    assert script.is_file()
+    assert os.access(script, os.X_OK), f"{script} is not executable"
+
+
+def test_the_sample_settings_file_has_every_variable_of_env_example_marked_as_samples() -> None:
+    sample = _env_file(SYSTEMD / "hub.env.sample")
+    example = _env_file(ROOT / ".env.example")
+    assert {name for name in example if name.startswith("HUB_")} <= set(sample)
+    for name, value in sample.items():
+        if re.search(r"PASSWORD|SECRET|TOKEN|_KEY$|_KEY_", name) and not name.endswith("_FILE") and value:
+            assert "SAMPLE" in value, f"{name} in hub.env.sample is not marked as a sample"
+    assert "SAMPLE" in sample["HUB_DATABASE_URL"]
+    assert "SAMPLE" in sample["HUB_BROKER_URL"]
+
+
+def _nginx_size(value: str) -> int:
+    units = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+    match = re.fullmatch(r"(\d+)([kmg]?)", value.lower())
+    assert match, f"unexpected nginx size {value!r}"
+    return int(match[1]) * units[match[2]]
+
+
+def test_nginx_takes_the_bodies_the_ingress_takes_and_exposes_only_the_public_paths() -> None:
+    from hub.settings import HubSettings
+
+    conf = (ROOT / "deploy" / "nginx" / "lgsp-hub.conf").read_text(encoding="utf-8")
+    [size] = re.findall(r"^\s*client_max_body_size\s+(\S+);", conf, re.MULTILINE)
+    assert _nginx_size(size) == HubSettings.model_fields["max_body_bytes"].default
+    locations = re.findall(r"location\s+(?:=\s+)?(\S+)\s*\{([^}]*)\}", conf)
+    assert {path for path, body in locations if "proxy_pass" in body} == {
+        "/v1/", "/console", "/console/", "/docs", "/docs/", "/redoc", "/openapi.json", "/healthz", "/metrics",
+    }  # fmt: skip
+    metrics = dict(locations)["/metrics"]
+    assert "deny all;" in metrics
+    assert "allow " in metrics
