@@ -5,37 +5,58 @@ Everything else receives what it needs as arguments. Nothing connects at import 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 from hub.adapter import Adapter, AdapterFactory, RequestAdapter
 from hub.broker import Broker, Topology
 from hub.errors import ConfigurationError
 from hub.metrics import HubMetrics
+from hub.plugin import ENTRY_POINT_GROUP, Plugin
 from hub.routing import RouteTable, load_routes, resolve_target_config
 from hub.settings import HubSettings
 from hub.store import MessageStore
 
-__all__ = ["Hub", "adapter_registry", "build_hub"]
+__all__ = ["Hub", "adapter_registry", "build_hub", "known_schema_names", "load_plugins"]
 
 
-def adapter_registry() -> Mapping[str, AdapterFactory]:
-    """Adapter name (``adapter:`` in a route file) → factory. Add a new system's adapter here."""
-    from adapters.national_portal import create_adapter as national_portal
-    from adapters.onestop import create_adapter as onestop
-    from adapters.payment import create_adapter as payment_platform
-    from adapters.population import create_adapter as population
-    from adapters.vneid import create_adapter as vneid
-    from adapters.vnpost import create_adapter as vnpost
+def load_plugins() -> list[Plugin]:
+    """Every plugin installed beside the hub (entry-point group ``hub.plugins``), in name order.
 
-    return {
-        "national_portal": national_portal,
-        "population": population,
-        "vneid": vneid,
-        "payment_platform": payment_platform,
-        "vnpost": vnpost,
-        "onestop": onestop,
-    }
+    A plugin that cannot be loaded, or two that offer the same adapter name, stop the hub with a
+    sentence: routes would otherwise name adapters that are silently missing.
+    """
+    plugins: list[Plugin] = []
+    for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            loaded = entry_point.load()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"The plugin '{entry_point.name}' ({entry_point.value}) cannot be loaded ({type(exc).__name__}: "
+                f"{exc}); reinstall its package or uninstall it."
+            ) from exc
+        if not isinstance(loaded, Plugin):
+            raise ConfigurationError(
+                f"The entry point '{entry_point.name}' ({entry_point.value}) of group {ENTRY_POINT_GROUP} is not "
+                "a hub.plugin.Plugin; fix the plugin's package."
+            )
+        plugins.append(loaded)
+    owners: dict[str, str] = {}
+    for plugin in plugins:
+        for name in plugin.adapters:
+            if name in owners:
+                raise ConfigurationError(
+                    f"The plugins '{owners[name]}' and '{plugin.name}' both offer the adapter '{name}'; "
+                    "uninstall one of them."
+                )
+            owners[name] = plugin.name
+    return plugins
+
+
+def adapter_registry(plugins: Sequence[Plugin] | None = None) -> Mapping[str, AdapterFactory]:
+    """Adapter name (``adapter:`` in a route file) → factory, from every plugin."""
+    return {name: factory for plugin in plugins or load_plugins() for name, factory in plugin.adapters.items()}
 
 
 def known_schema_names() -> list[str]:
@@ -54,6 +75,7 @@ class Hub:
     broker: Broker
     metrics: HubMetrics
     adapters: Mapping[str, AdapterFactory] = field(default_factory=dict)
+    plugins: Sequence[Plugin] = ()
     #: Why the hub is not ready yet although the broker and the store answer (``hub run`` while it
     #: still declares its queues); None once it is. ``/readyz`` reports it.
     starting: str | None = None
@@ -106,7 +128,8 @@ class Hub:
 
 def build_hub(settings: HubSettings | None = None) -> Hub:
     settings = settings or HubSettings()
-    adapters = adapter_registry()
+    plugins = load_plugins()
+    adapters = adapter_registry(plugins)
     routes = load_routes(settings.routes_dir, known_schemas=known_schema_names(), known_adapters=adapters)
     topology = Topology(settings.broker_namespace, settings.queue_type)
     return Hub(
@@ -116,4 +139,5 @@ def build_hub(settings: HubSettings | None = None) -> Hub:
         broker=Broker(settings.broker_url, topology, publish_timeout=settings.publish_timeout_seconds),
         metrics=HubMetrics.create(),
         adapters=adapters,
+        plugins=plugins,
     )

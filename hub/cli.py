@@ -9,7 +9,6 @@ import asyncio
 import getpass
 import json
 import os
-import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -18,9 +17,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from hub.audit_cli import audit_app
-from hub.bootstrap import Hub, adapter_registry, build_hub, known_schema_names
+from hub.bootstrap import Hub, adapter_registry, build_hub, known_schema_names, load_plugins
 from hub.console.cli import console_app
 from hub.errors import BrokerUnavailableError, ConfigurationError, HubError, StoreUnavailableError
+from hub.host import open_hub
 from hub.observability import configure_logging
 from hub.payments.cli import payments_app
 from hub.postal.cli import post_app
@@ -48,6 +48,22 @@ app.add_typer(console_app, name="console")  # the ops console's logins (docs/con
 app.add_typer(payments_app, name="payments")  # fee payments, results, reconciliation (docs/payments-and-post.md)
 app.add_typer(post_app, name="post")  # VNPost parcels and tracking (docs/payments-and-post.md)
 # -----------------------------------------------------------------------------------------------
+
+
+def _add_plugin_commands() -> str | None:
+    """The ``hub <name>`` groups of every installed plugin; the sentence to say when one cannot load."""
+    try:
+        plugins = load_plugins()
+    except ConfigurationError as exc:
+        return str(exc)
+    for plugin in plugins:
+        if plugin.commands is not None:
+            for name, group in plugin.commands(open_hub).items():
+                app.add_typer(group, name=name)
+    return None
+
+
+_PLUGIN_PROBLEM = _add_plugin_commands()
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -408,12 +424,10 @@ def settings_reference() -> str:
 
 
 def main() -> None:
+    if _PLUGIN_PROBLEM is not None:
+        _fail(_PLUGIN_PROBLEM, 2)
     try:
         app()
     except HubError as exc:
         typer.echo(str(exc), err=True)
         sys.exit(1)
-
-
-def generate_demo_key() -> str:
-    return "demo-" + secrets.token_urlsafe(24)

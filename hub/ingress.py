@@ -29,6 +29,7 @@ from hub.bootstrap import Hub
 from hub.broker import delivery_headers
 from hub.envelope import Envelope, encode_envelope, new_message_id, nfc_json_text, normalize_text
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
+from hub.host import extensions
 from hub.routing import SystemSpec
 from hub.store import DeliveryState, MessageView
 
@@ -258,6 +259,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
     settings = hub.settings
     publisher = Publisher(hub)
     keys = SystemKeys.for_hub(hub)
+    plugin_extensions = extensions(hub)
 
     async def relay_loop() -> None:
         older_than = timedelta(seconds=settings.outbox_relay_after_seconds)
@@ -275,11 +277,16 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         except BrokerUnavailableError as exc:
             log.warning("ingress_started_without_broker", error=str(exc))
         relay = asyncio.create_task(relay_loop()) if run_relay else None
+        loops = [asyncio.create_task(loop()) for extension in plugin_extensions for loop in extension.loops]
         yield
-        if relay is not None:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+        for task in [*loops, relay]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for extension in plugin_extensions:
+            if extension.aclose is not None:
+                await extension.aclose()
 
     app = IngressApp(
         title="LGSP hub ingress",
@@ -520,6 +527,9 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
 
     app.include_router(create_partner_router(hub))  # payment + VNPost callbacks (docs/payments-and-post.md)
     # ---------------------------------------------------------------------------------------------
+    for extension in plugin_extensions:  # what the plugins add (hub/plugin.py)
+        for router in extension.routers:
+            app.include_router(router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -11,7 +11,6 @@ outbox relay publishes it later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.bootstrap import Hub
 from hub.envelope import new_message_id, normalize_text
 from hub.errors import BrokerUnavailableError, HubError, StoreUnavailableError
+from hub.plugin import DossierState, OriginatedMessage
 from hub.store import DeliveryState, reachable
 from hub.store.models import MessageRow
 
@@ -41,26 +41,6 @@ DOSSIER_UPSERTED = "dossier.upserted"
 
 class OriginationError(HubError):
     """The hub built a message that its own route schema refuses (a bug in the hub or in a route file)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OriginatedMessage:
-    """The stored message (``created`` False: the one an earlier call with the same key stored)."""
-
-    id: str
-    created: bool
-    targets: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DossierState:
-    """One ``dossier.upserted`` the hub accepted: the dossier's full state, and where it sits in ``seq`` order."""
-
-    seq: int
-    message_id: str
-    source: str
-    idempotency_key: str | None
-    payload: dict[str, Any]
 
 
 async def originate(

@@ -6,5 +6,9 @@ administrative codes against the current list.
 """
 
 from adapters.population.adapter import PopulationAdapter, create_adapter
+from hub.plugin import Plugin
 
-__all__ = ["PopulationAdapter", "create_adapter"]
+__all__ = ["PopulationAdapter", "create_adapter", "plugin"]
+
+#: The hub's plugin entry (pyproject.toml, entry-point group ``hub.plugins``).
+plugin = Plugin(name="population", adapters={"population": create_adapter})

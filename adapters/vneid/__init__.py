@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.vneid.provider import VNeIDProvider
+from hub.plugin import Plugin
 
-__all__ = ["VNeIDProvider", "create_adapter"]
+__all__ = ["VNeIDProvider", "create_adapter", "plugin"]
 
 
 def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNeIDProvider:
@@ -38,3 +39,7 @@ def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNeIDProvider:
         loa_claim=str(config.get("loa_claim") or "acr"),
         jwks_refresh_seconds=jwks_refresh,
     )
+
+
+#: The hub's plugin entry (pyproject.toml, entry-point group ``hub.plugins``).
+plugin = Plugin(name="vneid", adapters={"vneid": create_adapter})

@@ -5,5 +5,9 @@
 """
 
 from adapters.vnpost.adapter import VNPostAdapter, create_adapter
+from hub.plugin import Plugin
 
-__all__ = ["VNPostAdapter", "create_adapter"]
+__all__ = ["VNPostAdapter", "create_adapter", "plugin"]
+
+#: The hub's plugin entry (pyproject.toml, entry-point group ``hub.plugins``).
+plugin = Plugin(name="vnpost", adapters={"vnpost": create_adapter})

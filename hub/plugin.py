@@ -1,0 +1,232 @@
+"""The published plugin interface: the one core module a plugin imports.
+
+An external system (a ministry's software, a payment platform, a notification channel) is a *plugin*:
+a Python package that exposes a :class:`Plugin` object through the entry-point group ``hub.plugins``::
+
+    # pyproject.toml of the plugin's package (this repository's own plugins are listed the same way)
+    [project.entry-points."hub.plugins"]
+    civil_registry = "civil_registry_hub:plugin"
+
+Once the package is installed beside the hub, ``adapter: civil_registry`` can be named in a route file
+and the plugin's endpoints, background loops and ``hub`` sub-commands are there; the core is not edited.
+
+What a plugin offers the core is :class:`Plugin`; what the core offers a plugin is :class:`HubContext`
+(originate a message, read a dossier's latest state, record an audit entry, its own tables through the
+store's engine). Everything else a plugin needs from the core (the adapter protocols, the envelope,
+the error hierarchy, duration parsing) is re-exported here, so that ``hub.plugin`` is the whole
+contract; docs/plugins.md shows the smallest complete plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hub.adapter import (
+    Adapter,
+    AdapterFactory,
+    ConfirmsDelivery,
+    DeliveryContext,
+    IdentityProvider,
+    LoginRequest,
+    RequestAdapter,
+    RequestContext,
+)
+from hub.envelope import Envelope, normalize_text
+from hub.errors import (
+    BrokerUnavailableError,
+    ConfigurationError,
+    DeliveryError,
+    HubError,
+    PermanentDeliveryError,
+    StoreUnavailableError,
+    TransientDeliveryError,
+    UnusableReplyError,
+)
+from hub.routing import Route, SystemSpec, parse_duration, parse_rate
+from hub.store import reachable
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import APIRouter
+    from sqlalchemy import MetaData
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from hub.settings import HubSettings
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Adapter",
+    "AdapterFactory",
+    "AuditRecord",
+    "BrokerUnavailableError",
+    "ConfigurationError",
+    "ConfirmsDelivery",
+    "DeliveryContext",
+    "DeliveryError",
+    "DossierState",
+    "Envelope",
+    "Extension",
+    "HubContext",
+    "HubError",
+    "HubOpener",
+    "IdentityProvider",
+    "LoginRequest",
+    "OriginatedMessage",
+    "PermanentDeliveryError",
+    "Plugin",
+    "RequestAdapter",
+    "RequestContext",
+    "Route",
+    "StoreUnavailableError",
+    "SystemSpec",
+    "TransientDeliveryError",
+    "UnusableReplyError",
+    "normalize_text",
+    "parse_duration",
+    "parse_rate",
+    "reachable",
+]
+
+#: The entry-point group the hub reads its plugins from.
+ENTRY_POINT_GROUP = "hub.plugins"
+
+
+@dataclass(frozen=True, slots=True)
+class OriginatedMessage:
+    """A message the hub stored on a plugin's behalf (``created`` False: an earlier call with the same
+    idempotency key stored it already)."""
+
+    id: str
+    created: bool
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DossierState:
+    """One ``dossier.upserted`` the hub accepted: the dossier's full state, and its place in the hub's order."""
+
+    seq: int
+    message_id: str
+    source: str
+    idempotency_key: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One entry of the audit trail (identity lookups and logins): who asked about whom, why, and how it
+    ended. ``subject`` (an ID number) is stored masked; the other fields as given."""
+
+    kind: str
+    route: str
+    system: str
+    outcome: str
+    request_id: str
+    official: str | None = None
+    agency: str | None = None
+    purpose: str | None = None
+    subject: str | None = None
+    detail: str | None = None
+
+
+class HubContext(Protocol):
+    """What the core offers a plugin in a running hub process."""
+
+    @property
+    def settings(self) -> HubSettings: ...
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The store's engine, for the plugin's own tables (wrap calls in :func:`reachable`)."""
+        ...
+
+    def targets_using(self, adapter: str) -> list[str]:
+        """The targets of the route files whose ``adapter:`` is ``adapter``."""
+        ...
+
+    def adapter(self, target_id: str) -> object:
+        """A new adapter of ``target_id``, configured from its route file (the caller closes it)."""
+        ...
+
+    def routes_of_mode(self, mode: str) -> Mapping[str, Route]:
+        """The routes of one ``mode:`` (deliver, request-reply, login) by name."""
+        ...
+
+    def system(self, system_id: str) -> SystemSpec | None:
+        """A sending system of the route files."""
+        ...
+
+    def identify(self, authorization: str | None) -> SystemSpec | None:
+        """The system whose key is in ``Authorization: Bearer …``; None for the admin key. Raises
+        :class:`HubError` (answer 401) when there is no valid key."""
+        ...
+
+    async def originate(
+        self, *, message_type: str, payload: dict[str, Any], source: str, idempotency_key: str
+    ) -> OriginatedMessage | None:
+        """Accept a message the hub itself produces (from a callback, a poll) as if ``source`` had posted
+        it: checked against its route's schema, stored, published. None when no route carries the type.
+        Raises :class:`StoreUnavailableError` (nothing stored; call again) and :class:`HubError` when the
+        route's schema refuses the payload."""
+        ...
+
+    async def latest_state(self, dossier_code: str) -> DossierState | None:
+        """The newest ``dossier.upserted`` the hub accepted for the dossier, from any system."""
+        ...
+
+    async def dossier_states(
+        self,
+        dossier_code: str,
+        *,
+        source: str | None = None,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[DossierState]:
+        """The ``dossier.upserted`` of the dossier, newest first: only ``source``'s, and only with a ``seq``
+        strictly between ``after_seq`` and ``before_seq``, when given."""
+        ...
+
+    async def audit(self, record: AuditRecord) -> None:
+        """Add ``record`` to the audit trail (``hub audit`` lists it)."""
+        ...
+
+
+#: Opens a hub context for a command-line run (settings from the environment; the store migrated,
+#: the broker connected when asked) and closes it afterwards.
+HubOpener = Callable[..., AbstractAsyncContextManager[HubContext]]
+
+
+@dataclass(slots=True)
+class Extension:
+    """What a plugin adds to an ingress process: HTTP endpoints, loops that run while it serves (a
+    reconciliation, a tracking poll), and what to close when it stops."""
+
+    routers: Sequence[APIRouter] = ()
+    loops: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    aclose: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plugin:
+    """What a plugin offers the core.
+
+    - ``adapters``: ``adapter:`` names usable in route files → factories.
+    - ``extend``: called once per ingress process with its :class:`HubContext`; returns the endpoints
+      and loops of the plugin's flows (``None``: nothing to add for this hub's route files).
+    - ``commands``: ``hub <name> …`` sub-command groups, built with a :data:`HubOpener`.
+    - ``tables``: the SQLAlchemy metadata of the plugin's own tables (checked against the migrations).
+    - ``migrations``: the folder of the plugin's Alembic versions for tables of its own (a branch
+      whose first revision ``depends_on`` the core's head).
+    """
+
+    name: str
+    adapters: Mapping[str, AdapterFactory] = field(default_factory=dict)
+    extend: Callable[[HubContext], Extension | None] | None = None
+    commands: Callable[[HubOpener], Mapping[str, typer.Typer]] | None = None
+    tables: MetaData | None = None
+    migrations: Path | None = None
