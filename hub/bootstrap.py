@@ -5,20 +5,22 @@ Everything else receives what it needs as arguments. Nothing connects at import 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
 from hub.adapter import Adapter, AdapterFactory, RequestAdapter
 from hub.broker import Broker, Topology
 from hub.errors import ConfigurationError
+from hub.host import PluginHost
 from hub.metrics import HubMetrics
-from hub.plugin import ENTRY_POINT_GROUP, Plugin
+from hub.plugin import ENTRY_POINT_GROUP, Extension, HubContext, Plugin, UsesHubContext
 from hub.routing import RouteTable, load_routes, resolve_target_config
 from hub.settings import HubSettings
 from hub.store import MessageStore
 
-__all__ = ["Hub", "adapter_registry", "build_hub", "known_schema_names", "load_plugins"]
+__all__ = ["Hub", "adapter_registry", "build_hub", "known_schema_names", "load_plugins", "open_hub"]
 
 
 def load_plugins() -> list[Plugin]:
@@ -79,6 +81,19 @@ class Hub:
     #: Why the hub is not ready yet although the broker and the store answer (``hub run`` while it
     #: still declares its queues); None once it is. ``/readyz`` reports it.
     starting: str | None = None
+    _context: HubContext | None = field(default=None, init=False, repr=False)
+
+    @property
+    def context(self) -> HubContext:
+        """What the core offers this hub's plugins (one per process)."""
+        if self._context is None:
+            self._context = PluginHost(self)
+        return self._context
+
+    def extensions(self) -> list[Extension]:
+        """What every plugin adds to this hub's ingress (endpoints, loops)."""
+        found = [plugin.extend(self.context) for plugin in self.plugins if plugin.extend is not None]
+        return [extension for extension in found if extension is not None]
 
     def build_adapter(self, target_id: str) -> object:
         """The adapter object of ``target_id`` (whatever protocols it implements)."""
@@ -89,9 +104,8 @@ class Hub:
             )
         factory = self.adapters[target.adapter]
         adapter = factory(target_id, resolve_target_config(target))
-        attach_store = getattr(adapter, "attach_store", None)
-        if callable(attach_store):  # adapters that keep hub-side records (payment ledger, shipment book)
-            attach_store(self.store)
+        if isinstance(adapter, UsesHubContext):  # adapters that keep records of their own (a payment ledger)
+            adapter.bind(self.context)
         return adapter
 
     def create_adapter(self, target_id: str) -> Adapter:
@@ -141,3 +155,17 @@ def build_hub(settings: HubSettings | None = None) -> Hub:
         adapters=adapters,
         plugins=plugins,
     )
+
+
+@asynccontextmanager
+async def open_hub(settings: HubSettings | None = None, *, broker: bool = False) -> AsyncIterator[HubContext]:
+    """A hub context for one command-line run (a plugin's command): the store migrated, the broker
+    connected when asked, everything closed afterwards."""
+    hub = build_hub(settings or HubSettings())
+    try:
+        await hub.store.migrate()
+        if broker:
+            await hub.broker.connect()
+        yield hub.context
+    finally:
+        await hub.aclose()

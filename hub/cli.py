@@ -17,10 +17,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from hub.audit_cli import audit_app
-from hub.bootstrap import Hub, adapter_registry, build_hub, known_schema_names, load_plugins
+from hub.bootstrap import Hub, adapter_registry, build_hub, known_schema_names, load_plugins, open_hub
 from hub.console.cli import console_app
 from hub.errors import BrokerUnavailableError, ConfigurationError, HubError, StoreUnavailableError
-from hub.host import open_hub
 from hub.observability import configure_logging
 from hub.payments.cli import payments_app
 from hub.postal.cli import post_app

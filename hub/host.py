@@ -1,24 +1,24 @@
 """The core's side of the plugin interface: :class:`PluginHost` is the :class:`hub.plugin.HubContext` a
-plugin receives, over one process's :class:`hub.bootstrap.Hub`; :func:`open_hub` opens one for a
-plugin's command-line run."""
+plugin receives, over one process's :class:`hub.bootstrap.Hub` (which builds it)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import AuditFacts, AuditLog
 from hub.auth import SystemKeys
-from hub.bootstrap import Hub, build_hub
 from hub.origination import dossier_states, originate
-from hub.plugin import AuditRecord, DossierState, Extension, HubContext, OriginatedMessage
+from hub.plugin import AuditRecord, DossierState, OriginatedMessage
 from hub.routing import Route, SystemSpec
 from hub.settings import HubSettings
 
-__all__ = ["PluginHost", "extensions", "open_hub"]
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+
+__all__ = ["PluginHost"]
 
 
 class PluginHost:
@@ -86,23 +86,3 @@ class PluginHost:
             request_id=record.request_id, kind=record.kind, route=record.route, system=record.system, facts=facts,
             outcome=record.outcome, detail=record.detail,
         )  # fmt: skip
-
-
-def extensions(hub: Hub, context: HubContext | None = None) -> list[Extension]:
-    """What every plugin adds to this hub's ingress (endpoints, loops)."""
-    host = context or PluginHost(hub)
-    found = [plugin.extend(host) for plugin in hub.plugins if plugin.extend is not None]
-    return [extension for extension in found if extension is not None]
-
-
-@asynccontextmanager
-async def open_hub(settings: HubSettings | None = None, *, broker: bool = False) -> AsyncIterator[HubContext]:
-    """A hub context for one command-line run: the store migrated, the broker connected when asked."""
-    hub = build_hub(settings or HubSettings())
-    try:
-        await hub.store.migrate()
-        if broker:
-            await hub.broker.connect()
-        yield PluginHost(hub)
-    finally:
-        await hub.aclose()

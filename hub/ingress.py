@@ -29,7 +29,6 @@ from hub.bootstrap import Hub
 from hub.broker import delivery_headers
 from hub.envelope import Envelope, encode_envelope, new_message_id, nfc_json_text, normalize_text
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
-from hub.host import extensions
 from hub.routing import SystemSpec
 from hub.store import DeliveryState, MessageView
 
@@ -259,7 +258,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
     settings = hub.settings
     publisher = Publisher(hub)
     keys = SystemKeys.for_hub(hub)
-    plugin_extensions = extensions(hub)
+    plugin_extensions = hub.extensions()
 
     async def relay_loop() -> None:
         older_than = timedelta(seconds=settings.outbox_relay_after_seconds)

@@ -11,19 +11,21 @@ outbox relay publishes it later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.bootstrap import Hub
 from hub.envelope import new_message_id, normalize_text
 from hub.errors import BrokerUnavailableError, HubError, StoreUnavailableError
 from hub.plugin import DossierState, OriginatedMessage
 from hub.store import DeliveryState, reachable
 from hub.store.models import MessageRow
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
 
 __all__ = [
     "DossierState",

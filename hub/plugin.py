@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hub.adapter import (
     Adapter,
@@ -85,6 +85,7 @@ __all__ = [
     "SystemSpec",
     "TransientDeliveryError",
     "UnusableReplyError",
+    "UsesHubContext",
     "normalize_text",
     "parse_duration",
     "parse_rate",
@@ -194,6 +195,14 @@ class HubContext(Protocol):
     async def audit(self, record: AuditRecord) -> None:
         """Add ``record`` to the audit trail (``hub audit`` lists it)."""
         ...
+
+
+@runtime_checkable
+class UsesHubContext(Protocol):
+    """An adapter that keeps records of its own in the hub's store (a payment ledger, a shipment book):
+    the core calls ``bind`` with the hub's context right after the factory built it."""
+
+    def bind(self, context: HubContext) -> None: ...
 
 
 #: Opens a hub context for a command-line run (settings from the environment; the store migrated,

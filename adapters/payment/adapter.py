@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from hub.payments.ledger import Payment, PaymentLedger
-    from hub.store import MessageStore
+    from hub.plugin import HubContext
 
 log = structlog.get_logger(__name__)
 
@@ -80,12 +80,12 @@ class PaymentPlatformAdapter:
     def partner_code(self) -> str:
         return self.client.partner_code
 
-    def attach_store(self, store: MessageStore) -> None:
-        """Called by the composition root: the ledger lives in the hub's database."""
+    def bind(self, context: HubContext) -> None:
+        """Called by the core after the factory built it: the ledger lives in the hub's database."""
         from hub.payments.ledger import PaymentLedger
 
-        self._engine = store.engine
-        self._ledger = PaymentLedger(store.engine)
+        self._engine = context.engine
+        self._ledger = PaymentLedger(context.engine)
 
     @property
     def ledger(self) -> PaymentLedger:

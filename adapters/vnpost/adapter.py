@@ -34,8 +34,8 @@ from schemas.postal import PostalCancel, PostalOrder, PostalParty, TrackingStatu
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from hub.plugin import HubContext
     from hub.postal.shipments import Shipment, ShipmentBook
-    from hub.store import MessageStore
 
 __all__ = ["VNPostAdapter", "create_adapter"]
 
@@ -77,12 +77,12 @@ class VNPostAdapter:
         self._book: ShipmentBook | None = None
         self._engine: AsyncEngine | None = None
 
-    def attach_store(self, store: MessageStore) -> None:
-        """Called by the composition root: the shipment book lives in the hub's database."""
+    def bind(self, context: HubContext) -> None:
+        """Called by the core after the factory built it: the shipment book lives in the hub's database."""
         from hub.postal.shipments import ShipmentBook
 
-        self._engine = store.engine
-        self._book = ShipmentBook(store.engine)
+        self._engine = context.engine
+        self._book = ShipmentBook(context.engine)
 
     @property
     def book(self) -> ShipmentBook:

@@ -22,7 +22,7 @@ from hub.adapter import RequestContext
 from hub.envelope import Envelope
 from hub.errors import PermanentDeliveryError, TransientDeliveryError, UnusableReplyError
 from hub.store import MessageStore
-from tests.support.partners import payment_url, platform  # noqa: F401 - fixtures
+from tests.support.partners import bind_store, payment_url, platform  # noqa: F401 - fixtures
 from tests.support.payloads import dossier_code
 
 SECRET = "sample-payment-secret-for-the-mock"
@@ -50,7 +50,7 @@ async def make_adapter(payment_url: str, store: MessageStore) -> AsyncIterator[F
             **overrides,
         }
         adapter = create_adapter("payment-platform", config)
-        adapter.attach_store(store)
+        bind_store(adapter, store)
         adapters.append(adapter)
         return adapter
 

@@ -19,7 +19,7 @@ from hub.envelope import Envelope
 from hub.errors import PermanentDeliveryError, TransientDeliveryError
 from hub.store import MessageStore
 from schemas.postal import PostalOrder, PostalParty
-from tests.support.partners import RECEIVER, vnpost, vnpost_url  # noqa: F401 - fixtures
+from tests.support.partners import RECEIVER, bind_store, vnpost, vnpost_url  # noqa: F401 - fixtures
 from tests.support.payloads import dossier_code
 
 Factory = Callable[..., Awaitable[VNPostAdapter]]
@@ -55,7 +55,7 @@ async def make_adapter(vnpost_url: str, store: MessageStore) -> AsyncIterator[Fa
 
     async def factory(*, store_: MessageStore | None = None, **overrides: Any) -> VNPostAdapter:
         adapter = create_adapter("vnpost", {**_config(vnpost_url), **overrides})
-        adapter.attach_store(store_ or store)
+        bind_store(adapter, store_ or store)
         adapters.append(adapter)
         return adapter
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.plugin import HubContext, UsesHubContext
+from hub.store import MessageStore
 from mocks._serve import serve_app
 from mocks.onestop.receiver import create_receiver_app
 from mocks.payment import DEFAULT_PARTNER_CODE, DEFAULT_SECRET
@@ -157,3 +161,15 @@ def write_partner_routes(
         encoding="utf-8",
     )
     return folder
+
+
+@dataclass(frozen=True)
+class _EngineContext:
+    """The part of hub.plugin.HubContext an adapter's ``bind`` reads: the store's engine."""
+
+    engine: AsyncEngine
+
+
+def bind_store(adapter: UsesHubContext, store: MessageStore) -> None:
+    """Give an adapter tested on its own (contract tests) the store it keeps its records in."""
+    adapter.bind(cast(HubContext, _EngineContext(store.engine)))
