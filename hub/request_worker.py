@@ -24,6 +24,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
 from pydantic import BaseModel
 
+from hub._in_flight import finish_or_cancel
 from hub.adapter import RequestAdapter, RequestContext
 from hub.broker import Broker
 from hub.envelope import Envelope, decode_envelope
@@ -70,12 +71,15 @@ class RequestWorker:
         routes: RouteTable,
         broker: Broker,
         prefetch: int,
+        shutdown_grace: float = 10.0,
     ) -> None:
         self.target = target
         self.adapter = adapter
         self.routes = routes
         self.broker = broker
         self.prefetch = prefetch
+        self.shutdown_grace = shutdown_grace
+        self._stopping = False
         self._channel: AbstractChannel | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[Any]] = set()
@@ -90,19 +94,33 @@ class RequestWorker:
         log.info("request_worker_started", target=self.target, prefetch=self.prefetch)
 
     async def stop(self) -> None:
-        """Stop consuming, let running requests answer, close the channel."""
+        """Stop consuming; let running requests answer within ``shutdown_grace`` seconds, then cancel those
+        left: they are not acknowledged, so RabbitMQ gives them to another worker while their caller still
+        waits (as when a worker dies). Close the channel. Takes at most the grace (1 s at least) + 2 s."""
+        self._stopping = True
+        started = time.monotonic()
         if self._channel is not None and self._consumer_tag is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):
-                queue = await self._channel.get_queue(self.broker.topology.request_queue(self.target))
-                await queue.cancel(self._consumer_tag)
-        if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=30)
+            with contextlib.suppress(Exception):  # a broker that is away does not hold the stop up
+                async with asyncio.timeout(1.0):
+                    queue = await self._channel.get_queue(self.broker.topology.request_queue(self.target))
+                    await queue.cancel(self._consumer_tag)
+        grace = max(self.shutdown_grace - (time.monotonic() - started), 0.0)
+        cancelled = await finish_or_cancel(self._in_flight, grace=grace)
+        if cancelled:
+            log.warning(
+                "request_worker_stop_cancelled_requests", target=self.target, cancelled=cancelled,
+                detail=f"{cancelled} request(s) to {self.target} did not finish within the {self.shutdown_grace:g} s "
+                "of HUB_SHUTDOWN_GRACE_SECONDS; they go back to RabbitMQ for another worker while their callers wait.",
+            )  # fmt: skip
         if self._channel is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):
-                await self._channel.close()
+                async with asyncio.timeout(1.0):
+                    await self._channel.close()
         log.info("request_worker_stopped", target=self.target)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopping:  # not acknowledged: RabbitMQ gives it out again once the channel closes
+            return
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)

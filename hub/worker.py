@@ -31,6 +31,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from hub._in_flight import RECORD_SECONDS, finish_or_cancel
 from hub.adapter import Adapter, ConfirmsDelivery, DeliveryContext
 from hub.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, delivery_headers
 from hub.envelope import Envelope, decode_envelope, encode_envelope
@@ -91,6 +92,7 @@ class TargetWorker:
         batch_linger_ms: int = 20,
         store_retry_seconds: float = 120.0,
         overdue_retry_after: float = 15.0,
+        shutdown_grace: float = 10.0,
     ) -> None:
         self.target = target
         self.adapter = adapter
@@ -103,6 +105,8 @@ class TargetWorker:
         self.batch_linger = batch_linger_ms / 1000
         self.store_retry_seconds = store_retry_seconds
         self.overdue_retry_after = timedelta(seconds=overdue_retry_after)
+        self.shutdown_grace = shutdown_grace
+        self._stopping = False
         self._overdue_watch: asyncio.Task[None] | None = None
         self._dossier_locks: dict[str, asyncio.Lock] = {}
         self._lock_users: dict[str, int] = defaultdict(int)
@@ -130,22 +134,37 @@ class TargetWorker:
         log.info("worker_started", target=self.target, prefetch=self.prefetch)
 
     async def stop(self) -> None:
-        """Stop consuming, finish what is in flight, close the channel (unacked messages return)."""
+        """Stop consuming; let the deliveries under way finish within ``shutdown_grace`` seconds, then cancel
+        those left (a delivery cut off mid-call is recorded in doubt: :meth:`_record_interrupted`); close the
+        channel, so RabbitMQ gives every unacknowledged message out again. Takes at most the grace (1 s at
+        least) + 2 s."""
+        self._stopping = True
         if self._overdue_watch is not None:
             self._overdue_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._overdue_watch
+        started = time.monotonic()
         if self._channel is not None and self._consumer_tag is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):
-                queue = await self._channel.get_queue(self.broker.topology.target_queue(self.target))
-                await queue.cancel(self._consumer_tag)
+            with contextlib.suppress(Exception):  # a broker that is away does not hold the stop up
+                async with asyncio.timeout(1.0):
+                    queue = await self._channel.get_queue(self.broker.topology.target_queue(self.target))
+                    await queue.cancel(self._consumer_tag)
         for message_type in list(self._batches):
             self._flush_soon(message_type, delay=0)
-        if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=self.delivery_timeout + 5)
+        grace = max(self.shutdown_grace - (time.monotonic() - started), 0.0)
+        cancelled = await finish_or_cancel(self._in_flight, grace=grace)
+        if cancelled:
+            log.warning(
+                "worker_stop_cancelled_deliveries", target=self.target, cancelled=cancelled,
+                grace_seconds=self.shutdown_grace,
+                detail=f"{cancelled} delivery(ies) to {self.target} did not finish within the "
+                f"{self.shutdown_grace:g} s of HUB_SHUTDOWN_GRACE_SECONDS; their messages go back to RabbitMQ "
+                "unacknowledged and are delivered again by the next worker of this target.",
+            )  # fmt: skip
         if self._channel is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):
-                await self._channel.close()
+                async with asyncio.timeout(1.0):
+                    await self._channel.close()
         log.info("worker_stopped", target=self.target)
 
     async def _watch_overdue_retries(self) -> None:
@@ -203,6 +222,8 @@ class TargetWorker:
     # ------------------------------------------------------------------ consuming
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopping:  # not acknowledged: RabbitMQ gives it out again once the channel closes
+            return
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
@@ -347,6 +368,9 @@ class TargetWorker:
             started, started_at = time.perf_counter(), datetime.now(UTC)
             try:
                 await asyncio.wait_for(self.adapter.deliver(envelope, context), self.delivery_timeout)
+            except asyncio.CancelledError:
+                await self._record_interrupted([pending])
+                raise
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
                 self._observe_attempt(started, "failed")
                 await self._on_failure(pending, await self._unless_overtaken(envelope, exc, started_at))
@@ -362,6 +386,26 @@ class TargetWorker:
         await pending.message.ack()
         log.info("delivered")
         return True
+
+    async def _record_interrupted(self, batch: list[_Pending]) -> None:
+        """The worker was stopped (its grace period over) while this attempt was under way: the target may
+        have taken it without the hub seeing the answer, as when an attempt times out. Nothing is marked
+        delivered, retried or dead-lettered and the message is not acknowledged, so RabbitMQ gives it out
+        again; the store keeps the doubt, so that copy and every later one is looked up at the target
+        (when the adapter can) before it is sent again. A store that cannot be written within
+        ``RECORD_SECONDS`` is skipped: the redelivered copy is in doubt anyway (:func:`_in_doubt`)."""
+        ids = [pending.envelope.id for pending in batch]
+        log.warning(
+            "attempt_interrupted", message_ids=ids,
+            detail=f"The worker stopped while this attempt to {self.target} was under way; the target may "
+            "have taken it. The message goes back to RabbitMQ and is delivered again, looked up at the target "
+            "first when the target allows it.",
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(RECORD_SECONDS):
+                await self.store.mark_in_doubt(ids, self.target)
+        except (StoreUnavailableError, TimeoutError) as exc:
+            log.warning("attempt_interrupted_not_recorded", message_ids=ids, error=str(exc) or type(exc).__name__)
 
     async def _already_at_target(self, envelope: Envelope, context: DeliveryContext, previous: Envelope | None) -> bool:
         """For a message in doubt (see :func:`_in_doubt`): does the target already have it?"""
@@ -588,6 +632,9 @@ class TargetWorker:
             await asyncio.wait_for(
                 self.adapter.deliver_batch([p.envelope for p in batch], context), self.delivery_timeout
             )
+        except asyncio.CancelledError:
+            await self._record_interrupted(batch)
+            raise
         except PermanentDeliveryError:
             # One bad step must not take nine good ones with it: send each alone to find it.
             self._observe_attempt(started, "failed")

@@ -828,6 +828,21 @@ class MessageStore:
             detail=reason, in_doubt=in_doubt,
         )  # fmt: skip
 
+    async def mark_in_doubt(self, message_ids: Sequence[str], target: str) -> None:
+        """Record that an attempt of these messages was cut off before its answer (the worker was stopped
+        mid-call), so it may have reached the target. Only the doubt is set, as a timed-out attempt sets it
+        (never cleared); the state stays open, since the message goes back to RabbitMQ unacknowledged."""
+        async with self._session(write=True) as session:
+            await session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.message_id.in_(list(message_ids)),
+                    DeliveryRow.target == target,
+                    DeliveryRow.state.in_(list(DeliveryState.OPEN)),
+                )
+                .values(in_doubt=True)
+            )
+
     async def mark_superseded(self, message_id: str, target: str, *, attempt: int, newer_seq: int) -> None:
         await self._transition(
             message_id, target, state=DeliveryState.SUPERSEDED, kind="superseded", attempt=attempt,
@@ -1032,9 +1047,10 @@ async def wait_for_store(store: MessageStore, *, attempts: int = 30, delay: floa
     for attempt in range(1, attempts + 1):
         try:
             await store.ping()
-        except StoreUnavailableError:
+        except StoreUnavailableError as exc:
             if attempt == attempts:
                 raise
+            log.warning("store_unavailable", error=str(exc), attempt=attempt, attempts=attempts, retry_in=delay)
             await asyncio.sleep(delay)
         else:
             return
