@@ -20,19 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from hub.errors import StoreUnavailableError
 from hub.observability import mask_text, mask_value
 from hub.store.models import AuditRecordRow
+from schemas.audit import AuditFacts
 
 __all__ = ["AuditEntry", "AuditFacts", "AuditLog", "Audited"]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditFacts:
-    """What a request says about itself: the official (MaCanBo), agency (MaDonVi), purpose (MaDVC)
-    and the citizen's ID number it is about (``subject``, stored masked)."""
-
-    official: str | None = None
-    agency: str | None = None
-    purpose: str | None = None
-    subject: str | None = None
 
 
 @runtime_checkable

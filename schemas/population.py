@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from hub.audit import AuditFacts
+from schemas.audit import AuditFacts
 
 __all__ = [
     "Address",
