@@ -5,6 +5,7 @@ Everything else receives what it needs as arguments. Nothing connects at import 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ from importlib.metadata import entry_points
 
 from hub.adapter import Adapter, AdapterFactory, RequestAdapter
 from hub.broker import Broker, Topology
-from hub.errors import ConfigurationError
+from hub.errors import BrokerUnavailableError, ConfigurationError
 from hub.host import PluginHost
 from hub.metrics import HubMetrics
+from hub.observability import configure_logging
 from hub.plugin import ENTRY_POINT_GROUP, Extension, HubContext, Plugin, UsesHubContext
 from hub.routing import RouteTable, load_routes, resolve_target_config
 from hub.settings import HubSettings
@@ -159,13 +161,20 @@ def build_hub(settings: HubSettings | None = None) -> Hub:
 
 @asynccontextmanager
 async def open_hub(settings: HubSettings | None = None, *, broker: bool = False) -> AsyncIterator[HubContext]:
-    """A hub context for one command-line run (a plugin's command): the store migrated, the broker
-    connected when asked, everything closed afterwards."""
-    hub = build_hub(settings or HubSettings())
+    """A hub context for one command-line run (a plugin's command): logging configured as the hub's
+    other commands do, the store migrated, the broker connected when asked (when it cannot be reached,
+    a sentence on stderr says so and the run goes on: messages the command originates stay stored,
+    and the ingress's outbox relay publishes them), everything closed afterwards."""
+    settings = settings or HubSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    hub = build_hub(settings)
     try:
         await hub.store.migrate()
         if broker:
-            await hub.broker.connect()
+            try:
+                await hub.broker.connect()
+            except BrokerUnavailableError as exc:
+                sys.stderr.write(f"{exc} Messages are stored and published by the ingress later.\n")
         yield hub.context
     finally:
         await hub.aclose()
