@@ -14,7 +14,7 @@ DELETE: also forgets every dossier), ``/_mock/dossiers/{MaHoSo}``, ``/_mock/stat
 
 Faults apply to ``/dvcqg/*`` only, in this order: ``latency_ms``, then ``drop_next``, an active
 outage (``outage_seconds``), ``fail_next``, ``bad_reply_next``; then the token is checked, then
-``error_next``, then the request is validated: fields (:mod:`schemas.dossier`), MaTTHC in the
+``error_next``, then the request is validated: fields (:mod:`mocks.national_portal._wire`), MaTTHC in the
 catalogue, the dossier exists / does not exist yet, then ``reject_procedures``.
 """
 
@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mocks.national_portal._state import CallRecord, FaultSettings, PortalState
-from schemas.dossier import DossierProgress, DossierUpserted
+from mocks.national_portal._wire import ProgressStep, SyncedDossier
 
 __all__ = ["MAX_PROGRESS_STEPS", "create_app"]
 
@@ -59,7 +59,7 @@ class _RejectedError(Exception):
 
 def load_catalogue(path: Path | None = None) -> dict[str, dict[str, Any]]:
     if path is None:
-        text = resources.files("schemas").joinpath("catalogue/procedures.json").read_text(encoding="utf-8")
+        text = resources.files("mocks.national_portal").joinpath("procedures.json").read_text(encoding="utf-8")
     else:
         text = path.read_text(encoding="utf-8")
     data = json.loads(text)
@@ -317,8 +317,8 @@ def create_app(
         if not isinstance(updating, bool):
             raise _RejectedError("Trường isUpdating phải là true hoặc false")
         items = data_list(body)
-        dossiers: list[tuple[DossierUpserted, dict[str, Any]]] = [
-            (validated(DossierUpserted, item, index), item) for index, item in enumerate(items, 1)
+        dossiers: list[tuple[SyncedDossier, dict[str, Any]]] = [
+            (validated(SyncedDossier, item, index), item) for index, item in enumerate(items, 1)
         ]
         async with state.lock:
             seen: set[str] = set()
@@ -348,7 +348,7 @@ def create_app(
             raise _RejectedError(
                 f"Mỗi lần chỉ được gửi tối đa {MAX_PROGRESS_STEPS} bước xử lý (nhận được {len(items)})"
             )
-        steps: list[DossierProgress] = [validated(DossierProgress, item, index) for index, item in enumerate(items, 1)]
+        steps: list[ProgressStep] = [validated(ProgressStep, item, index) for index, item in enumerate(items, 1)]
         async with state.lock:
             for step in steps:
                 if step.MaHoSo not in state.dossiers:

@@ -1,7 +1,7 @@
 """A fake payment platform (the national portal's platform or a bank gateway), over real HTTP.
 
 API: ``POST /api/thanh-toan`` with a signed JSON message (``LoaiBanTin`` INIT, QUERY, GET_BILL,
-REFUND; MaXacThuc as in :mod:`adapters.payment.signing`). Answers HTTP 200 with ``MaLoi``
+REFUND; MaXacThuc as in :mod:`mocks.payment._signature`). Answers HTTP 200 with ``MaLoi``
 ("00" done, "96" MaThamChieu reused with other content, "97" bad MaXacThuc, "98" invalid, "99"
 platform error) and a signed answer.
 
@@ -43,7 +43,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.payment.signing import sign_message, verify_message
+from mocks.payment._signature import is_signed, signature
 
 __all__ = ["DEFAULT_PARTNER_CODE", "DEFAULT_SECRET", "create_app"]
 
@@ -212,7 +212,7 @@ def create_app(
     app = FastAPI(title="Mock payment platform", version="1")
 
     def signed(kind: str, message: dict[str, Any], *, secret_to_use: str | None = None) -> dict[str, Any]:
-        return {**message, "MaXacThuc": sign_message(kind, message, secret_to_use or state.secret)}
+        return {**message, "MaXacThuc": signature(kind, message, secret_to_use or state.secret)}
 
     def result_message(payment: MockPayment) -> dict[str, Any]:
         code = _RESULT_CODES[payment.status]
@@ -322,7 +322,7 @@ def create_app(
             return HTMLResponse("<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
         if kind not in ("INIT", "QUERY", "GET_BILL", "REFUND"):
             return refusal("98", f"LoaiBanTin {kind!r} không được hỗ trợ")
-        if body.get("MaDoiTac") != state.partner_code or not verify_message(kind, body, state.secret):
+        if body.get("MaDoiTac") != state.partner_code or not is_signed(kind, body, state.secret):
             return refusal("97", "Sai chữ ký (MaXacThuc) hoặc mã đối tác")
         reference = body.get("MaThamChieu")
         if not isinstance(reference, str) or not reference:

@@ -1,7 +1,7 @@
 """A fake of the national population database's identity services: a real SOAP 1.1 server over HTTP.
 
-* ``GET /dancu?wsdl`` the WSDL the hub's adapter is built from (address rewritten to this server),
-  ``GET /dancu.xsd`` its schema.
+* ``GET /dancu?wsdl`` the WSDL the population database publishes (address rewritten to this server),
+  ``GET /dancu.xsd`` its schema. The mock keeps its own copy in ``wsdl/``, apart from the adapter's.
 * ``POST /dancu`` SOAP requests ``XacMinhThongTinNhanThan`` (answers the citizen's record, or an
   empty ``CongdanCollection``) and ``XacThucThongTinCongDan`` (answers ``TonTai``).
 
@@ -44,7 +44,7 @@ __all__ = ["DEFAULT_INTEGRATION_CODE", "create_app"]
 NS = "http://www.mic.gov.vn/dancu/1.0"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 DEFAULT_INTEGRATION_CODE = "LGSP-MOCK-TICHHOP"
-_WSDL_DIR = Path(__file__).resolve().parents[2] / "adapters" / "population" / "wsdl"
+_WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
 _ADDRESS_FIELDS = ("NoiDangKyKhaiSinh", "QueQuan", "ThuongTru", "NoiOHienTai")
 _COUNTED_FAULTS = ("hang_next", "throttle_next", "http_error_next", "fault_next", "evil_next", "garbage_next")
 
