@@ -1,8 +1,8 @@
 """Feed the hub through its own publish path, without HTTP: ``python -m bench.hub_producer --count N``.
 
-For each message it does what the ingress does after validation: ``store.accept`` (message and a
-pending delivery per routed target, one transaction), publish to every target with a broker
-confirm, ``store.mark_published`` (not waited for, as in the ingress). ``--concurrency`` messages are
+For each message it does what the ingress does after validation (:func:`hub.services.submit`): the
+message and a pending delivery per routed target stored in one transaction, published to every
+target with a broker confirm, the confirm recorded (not waited for, as in the ingress). ``--concurrency`` messages are
 in flight at once (like that many
 concurrent requests). Settings come from the ``HUB_*`` environment, as for the ``hub`` command.
 Prints ``{"event": "done", "started_at": …, "finished_at": …}`` (monotonic clock).
@@ -19,9 +19,8 @@ import orjson
 
 from bench.workload import MESSAGE_TYPE, SOURCE, dossier_code, dossier_payload
 from hub.bootstrap import build_hub
-from hub.envelope import new_message_id
-from hub.ingress import Publisher
 from hub.observability import configure_logging
+from hub.services import Publisher, submit
 from hub.settings import HubSettings
 
 __all__ = ["main"]
@@ -34,10 +33,6 @@ async def produce(run: str, first: int, count: int, concurrency: int) -> tuple[f
     await hub.start()
     publisher = Publisher(hub)
     routes = hub.routes.routes_for(MESSAGE_TYPE, SOURCE)
-    targets: dict[str, str] = {}
-    for route in routes:
-        for target in route.targets:
-            targets.setdefault(target, route.name)
     payloads = [dossier_payload(dossier_code(run, first + i)) for i in range(count)]
     next_index = 0
 
@@ -46,16 +41,17 @@ async def produce(run: str, first: int, count: int, concurrency: int) -> tuple[f
         while next_index < count:
             payload = payloads[next_index]
             next_index += 1
-            view, _ = await hub.store.accept(
+            await submit(  # what the ingress does after validation
+                hub,
+                publisher,
                 message_type=MESSAGE_TYPE,
                 source=SOURCE,
-                dossier_code=payload["MaHoSo"],
                 payload=payload,
-                targets=list(targets.items()),
+                routes=routes,
                 idempotency_key=None,
-                message_id=new_message_id(),
+                if_unconfirmed="refuse",
+                wait_for_record=False,
             )
-            await publisher.publish(view.envelope, list(targets), wait_for_record=False)  # as the ingress does
 
     try:
         started = time.monotonic()

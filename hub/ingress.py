@@ -21,82 +21,20 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
+from hub import services
 from hub.auth import AuthenticationError, SystemKeys
 from hub.bootstrap import Hub
-from hub.broker import delivery_headers
-from hub.envelope import Envelope, encode_envelope, new_message_id, nfc_json_text, normalize_text
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
 from hub.routing import SystemSpec
-from hub.store import DeliveryState, MessageView
+from hub.services import Publisher, RefusalError
+from hub.store import MessageView
 
-__all__ = ["Publisher", "create_ingress_app", "message_json"]
+__all__ = ["create_ingress_app", "message_json"]
 
 log = structlog.get_logger(__name__)
-
-_IDEMPOTENCY_KEY_MAX = 200
-
-
-class _RequestError(Exception):
-    def __init__(self, status: int, detail: str, errors: list[str] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = errors or []
-
-
-class Publisher:
-    """Publishes a stored message to each of its targets and records the broker's confirm."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-
-    async def publish(self, envelope: Envelope, targets: list[str], *, wait_for_record: bool = True) -> None:
-        """Publish with confirms; then record the confirm, waiting for that write or (``wait_for_record=False``,
-        the ingress) not: the 202 needs the message stored and confirmed, which it is by then."""
-        body = encode_envelope(envelope)
-        headers = delivery_headers(envelope, attempt=1)
-        publishes = [
-            self.hub.broker.publish(body, routing_key=target, message_id=envelope.id, headers=headers)
-            for target in targets
-        ]
-        if len(publishes) == 1:
-            await publishes[0]  # most messages have one target: no tasks to gather
-        else:
-            await asyncio.gather(*publishes)
-        await self.hub.store.mark_published(envelope.id, targets, wait=wait_for_record)
-
-    async def relay_unpublished(self, older_than: timedelta) -> int:
-        """Publish messages that were stored but never confirmed (the transactional outbox).
-
-        One message the broker cannot take (its queue was deleted, say) is logged and skipped, so it
-        does not hold back the others; when the broker itself is away, the round stops.
-        """
-        count = 0
-        known = list(self.hub.routes.targets)
-        for envelope, targets in await self.hub.store.unpublished(older_than, targets=known):
-            try:
-                await self.publish(envelope, targets)
-            except BrokerUnavailableError as exc:
-                if not self.hub.broker.connected:
-                    raise
-                log.exception("outbox_relay_failed", message_id=envelope.id, targets=targets, error=str(exc))
-                continue
-            count += 1
-            log.warning("outbox_relayed", message_id=envelope.id, targets=targets)
-        return count
-
-
-def _sentence_for(error: Any) -> str:
-    loc = ".".join(str(p) for p in error.get("loc", ()) if p != "payload")
-    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-    if error.get("type") == "missing":
-        message = "is required"
-    elif error.get("type") == "extra_forbidden":
-        message = "is not a known field"
-    return f"Field '{loc}' {message}." if loc else f"{message[:1].upper()}{message[1:]}."
 
 
 def message_json(view: MessageView) -> dict[str, Any]:
@@ -245,7 +183,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _RequestError(413, f"The body is more than {limit} bytes; the hub accepts at most {limit}.")
+            raise RefusalError(413, f"The body is more than {limit} bytes; the hub accepts at most {limit}.")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -253,8 +191,6 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
     """The FastAPI application of the ingress (the composition root passes the hub in)."""
-    from schemas import SCHEMAS
-
     settings = hub.settings
     publisher = Publisher(hub)
     keys = SystemKeys.for_hub(hub)
@@ -297,7 +233,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
     )
     _serve_offline_docs(app)
 
-    def problem(exc: _RequestError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    def problem(exc: RefusalError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """The error answer: the status, a JSON body ``{"detail": <sentence>, "errors": [...]}`` and headers."""
         hub.metrics.rejected.labels(str(exc.status)).inc()
         body: dict[str, Any] = {"detail": exc.detail}
@@ -306,8 +242,8 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         headers = [(b"retry-after", b"5")] if exc.status == 503 else []
         return exc.status, orjson.dumps(body), headers
 
-    @app.exception_handler(_RequestError)
-    async def _problem(_request: Request, exc: _RequestError) -> Response:
+    @app.exception_handler(RefusalError)
+    async def _problem(_request: Request, exc: RefusalError) -> Response:
         status, body, headers = problem(exc)
         return Response(
             body,
@@ -324,18 +260,18 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         try:
             return keys.identify(authorization)
         except AuthenticationError as exc:
-            raise _RequestError(401, str(exc)) from exc
+            raise RefusalError(401, str(exc)) from exc
 
     def sender(authorization: str | None) -> SystemSpec:
         """The system posting a message (401 without a valid key, 403 for the admin key)."""
         system = identify(authorization)
         if system is None:
-            raise _RequestError(403, "The admin key cannot send messages; use the sending system's key.")
+            raise RefusalError(403, "The admin key cannot send messages; use the sending system's key.")
         return system
 
     def check_length(length: int) -> None:
         if length > settings.max_body_bytes:
-            raise _RequestError(413, f"The body is {length} bytes; the hub accepts at most {settings.max_body_bytes}.")
+            raise RefusalError(413, f"The body is {length} bytes; the hub accepts at most {settings.max_body_bytes}.")
 
     def declared_length(header: str | None) -> None:
         if header and header.isdigit():
@@ -344,104 +280,8 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
     async def accept(system: SystemSpec, idempotency_key: str | None, raw: bytes) -> bytes:
         """Validate, store and publish one posted message; the 202's body (:class:`AcceptedMessage`)."""
         check_length(len(raw))
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _RequestError(
-                400, f"The body is not UTF-8 text (bad byte at position {exc.start}); send UTF-8 JSON."
-            ) from exc
-        escaped = "\\u" in text
-        try:
-            body = orjson.loads(text if escaped else nfc_json_text(text))
-        except orjson.JSONDecodeError as exc:
-            raise _RequestError(400, f"The body is not valid JSON ({exc}); send a JSON object.") from exc
-        if (
-            not isinstance(body, dict)
-            or not isinstance(body.get("type"), str)
-            or not isinstance(body.get("payload"), dict)
-        ):
-            raise _RequestError(422, 'The body must be a JSON object {"type": "<message type>", "payload": {...}}.')
-        message_type: str = body["type"]
-        routes = hub.routes.routes_for(message_type)
-        if not routes:
-            known = ", ".join(sorted(hub.routes.message_types()))
-            raise _RequestError(422, f"Message type '{message_type}' is not known to the hub; known types: {known}.")
-        if message_type not in system.allowed_types:
-            raise _RequestError(
-                403,
-                f"System '{system.id}' may not send '{message_type}'; ask the hub's operators to allow it.",
-            )
-        routes = hub.routes.routes_for(message_type, system.id)
-        if not routes:
-            raise _RequestError(403, f"No route takes '{message_type}' from system '{system.id}'.")
-        if routes[0].mode != "deliver":
-            raise _RequestError(
-                422,
-                f"Type '{message_type}' is answered directly ({routes[0].mode}); "
-                f"POST it to /v1/requests/{message_type} instead.",
-            )
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= _IDEMPOTENCY_KEY_MAX:
-            raise _RequestError(422, f"The Idempotency-Key header must be 1 to {_IDEMPOTENCY_KEY_MAX} characters long.")
-        payload = normalize_text(body["payload"]) if escaped else body["payload"]
-        model = SCHEMAS[routes[0].schema_name]
-        try:
-            validated = model.model_validate(payload)
-        except ValidationError as exc:
-            errors = [_sentence_for(e) for e in exc.errors()]
-            raise _RequestError(
-                422,
-                f"Message of type '{message_type}' does not match schema '{routes[0].schema_name}' "
-                f"({len(errors)} problem{'s' if len(errors) > 1 else ''}); fix and send it again.",
-                errors,
-            ) from exc
-        canonical = validated.model_dump(mode="json", exclude_none=True)
-        dossier_code = canonical.get("MaHoSo")
-        targets: dict[str, str] = {}
-        for route in routes:
-            for target in route.targets:
-                targets.setdefault(target, route.name)
-        message_id = new_message_id()
-        try:
-            view, created = await hub.store.accept(
-                message_type=message_type,
-                source=system.id,
-                dossier_code=dossier_code,
-                payload=canonical,
-                targets=list(targets.items()),
-                idempotency_key=idempotency_key,
-                message_id=message_id,
-            )
-        except StoreUnavailableError as exc:
-            log.exception("ingress_store_unavailable", error=str(exc))
-            raise _RequestError(
-                503,
-                f"The hub cannot store messages right now ({exc}) Nothing was accepted; "
-                "send it again later with the same Idempotency-Key.",
-            ) from exc
-        structlog.contextvars.bind_contextvars(message_id=view.envelope.id, dossier=dossier_code)
-        pending = [d.target for d in view.deliveries if d.state == DeliveryState.PENDING]
-        if pending:
-            try:
-                await publisher.publish(view.envelope, pending, wait_for_record=False)
-            except (BrokerUnavailableError, StoreUnavailableError) as exc:
-                log.exception("ingress_publish_failed", error=str(exc))
-                outcome = "It may still be delivered; send it again later with the same Idempotency-Key."
-                if created and isinstance(exc, BrokerUnavailableError):
-                    # Only a publish RabbitMQ did not confirm is forgotten. When the store failed after the
-                    # confirm, the message is queued and a worker may be delivering it: it stays (the outbox
-                    # relay and the client's retry with the same key find it; the worker drops the copies).
-                    with contextlib.suppress(StoreUnavailableError):
-                        if await hub.store.forget_unpublished(view.envelope.id):
-                            outcome = "Nothing was accepted; send it again later with the same Idempotency-Key."
-                raise _RequestError(
-                    503, f"The hub could not queue message {view.envelope.id} ({exc}) {outcome}"
-                ) from exc
-        if created:
-            for route_name in {r.name for r in routes}:
-                hub.metrics.accepted.labels(route_name, system.id).inc()
-        log.info("accepted", type=message_type, source=system.id, duplicate=not created)
-        accepted = {"id": view.envelope.id, "targets": view.targets(), "duplicate": not created}  # AcceptedMessage
-        return orjson.dumps(accepted)
+        accepted = await services.accept(hub, publisher, system, idempotency_key, raw)
+        return orjson.dumps({"id": accepted.id, "targets": accepted.targets, "duplicate": accepted.duplicate})
 
     @app.post("/v1/messages", status_code=202, response_model=AcceptedMessage)
     async def post_message(request: Request) -> Response:
@@ -467,7 +307,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
             if raw is None:
                 return  # the client went away before sending its whole body: nothing was accepted
             status, body = 202, await accept(system, headers.get(b"idempotency-key"), raw)
-        except _RequestError as exc:
+        except RefusalError as exc:
             status, body, extra = problem(exc)
         except Exception:  # answered with a sentence and logged; the ingress goes on
             log.exception("ingress_failed")
@@ -490,7 +330,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
     async def readable(request: Request, view: MessageView | None, what: str) -> MessageView:
         system = authenticate(request)
         if view is None or (system is not None and view.envelope.source != system.id):
-            raise _RequestError(404, f"There is no {what} you may read.")
+            raise RefusalError(404, f"There is no {what} you may read.")
         return view
 
     @app.get("/v1/messages/{message_id}", response_model=MessageRecord)
@@ -499,7 +339,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         try:
             view = await hub.store.message(message_id)
         except StoreUnavailableError as exc:
-            raise _RequestError(503, str(exc)) from exc
+            raise RefusalError(503, str(exc)) from exc
         return message_json(await readable(request, view, f"message {message_id}"))
 
     @app.get("/v1/dossiers/{dossier_code}/messages", response_model=DossierMessages)
@@ -508,7 +348,7 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         try:
             views = await hub.store.dossier_messages(dossier_code)
         except StoreUnavailableError as exc:
-            raise _RequestError(503, str(exc)) from exc
+            raise RefusalError(503, str(exc)) from exc
         if system is not None:
             views = [v for v in views if v.envelope.source == system.id]
         return {"dossier_code": dossier_code, "messages": [message_json(v) for v in views]}

@@ -18,11 +18,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.envelope import new_message_id, normalize_text
-from hub.errors import BrokerUnavailableError, HubError, StoreUnavailableError
+from hub.envelope import normalize_text
+from hub.errors import HubError
 from hub.plugin import DossierState, OriginatedMessage
-from hub.store import DeliveryState, reachable
+from hub.services import Publisher, submit
+from hub.store import reachable
 from hub.store.models import MessageRow
+from schemas import SCHEMAS
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -58,8 +60,6 @@ async def originate(
     Raises :class:`StoreUnavailableError` when the store is down (nothing was stored; call again) and
     :class:`OriginationError` when the payload does not match the route's schema.
     """
-    from schemas import SCHEMAS
-
     routes = [r for r in hub.routes.routes_for(message_type) if r.mode == "deliver"]
     if not routes:
         log.info("originated_without_route", type=message_type, source=source)
@@ -73,31 +73,16 @@ async def originate(
             f"The hub built a '{message_type}' message that schema '{routes[0].schema_name}' refuses ({problems}). "
             "This is a bug in the hub or a route names the wrong schema; report it."
         ) from None
-    targets: dict[str, str] = {}
-    for route in routes:
-        for target in route.targets:
-            targets.setdefault(target, route.name)
-    dossier_code = canonical.get("MaHoSo")
-    view, created = await hub.store.accept(
+    view, created = await submit(
+        hub,
+        Publisher(hub),
         message_type=message_type,
         source=source,
-        dossier_code=dossier_code if isinstance(dossier_code, str) else None,
         payload=canonical,
-        targets=list(targets.items()),
+        routes=routes,
         idempotency_key=idempotency_key,
-        message_id=new_message_id(),
+        if_unconfirmed="defer",
     )
-    if created:
-        for route in routes:
-            hub.metrics.accepted.labels(route.name, source).inc()
-        pending = [d.target for d in view.deliveries if d.state == DeliveryState.PENDING]
-        if pending:
-            from hub.ingress import Publisher
-
-            try:
-                await Publisher(hub).publish(view.envelope, pending)
-            except (BrokerUnavailableError, StoreUnavailableError) as exc:
-                log.warning("originated_publish_deferred", message_id=view.envelope.id, error=str(exc))
     log.info("originated", type=message_type, message_id=view.envelope.id, duplicate=not created)
     return OriginatedMessage(view.envelope.id, created, tuple(view.targets()))
 

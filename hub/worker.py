@@ -34,6 +34,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from hub._in_flight import RECORD_SECONDS, finish_or_cancel
 from hub.adapter import Adapter, ConfirmsDelivery, DeliveryContext
 from hub.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, delivery_headers
+from hub.decisions import Attempt, Retry, after_failure, in_doubt
 from hub.envelope import Envelope, decode_envelope, encode_envelope
 from hub.errors import (
     BrokerUnavailableError,
@@ -447,44 +448,26 @@ class TargetWorker:
         self.metrics.delivery_latency.labels(self.target).observe(max(latency, 0.0))
 
     async def _on_failure(self, pending: _Pending, exc: BaseException) -> None:
-        envelope, attempt, route = pending.envelope, pending.attempt, pending.route
-        if isinstance(exc, asyncio.TimeoutError):
-            exc = TransientDeliveryError(f"Target '{self.target}' did not answer within {self.delivery_timeout:g} s.")
-        if isinstance(exc, TransientDeliveryError):
-            delay = route.retry.delay_after(attempt, exc.retry_after)
-            if delay is not None:
-                await self._schedule_retry(pending, delay, exc)
-                return
-            reason = (
-                f"Message {envelope.id} to {self.target} failed {attempt} times and was dead-lettered; "
-                f"last error: {exc.reason} When the target works again, replay it with `hub replay {envelope.id}`."
-            )
-            await self._dead_letter(
-                pending.message, envelope, attempt, route.name, reason, kind="exhausted",
-                in_doubt=_in_doubt_after(pending, exc),
-            )  # fmt: skip
+        attempt = Attempt(
+            pending.envelope.id, self.target, self.adapter.name, pending.attempt, _in_doubt(pending),
+            self.delivery_timeout,
+        )  # fmt: skip
+        decision = after_failure(attempt, pending.route.retry, exc)
+        if isinstance(decision, Retry):
+            await self._schedule_retry(pending, decision)
             return
-        if isinstance(exc, PermanentDeliveryError):
-            reason = (
-                f"Message {envelope.id} to {self.target} was rejected: {exc.reason} "
-                f"Fix the cause and replay it with `hub replay {envelope.id}`."
-            )
-            await self._dead_letter(pending.message, envelope, attempt, route.name, reason, kind="rejected")
-            return
-        log.error("adapter_raised", error_type=type(exc).__name__, error=str(exc))
-        reason = (
-            f"Message {envelope.id} to {self.target} made the {self.adapter.name} adapter fail unexpectedly "
-            f"({type(exc).__name__}: {exc}). This is a bug or an unexpected reply; report it, then replay "
-            f"with `hub replay {envelope.id}`."
-        )
-        await self._dead_letter(pending.message, envelope, attempt, route.name, reason, kind="adapter_error")
+        if decision.kind == "adapter_error":
+            log.error("adapter_raised", error_type=type(exc).__name__, error=str(exc))
+        await self._dead_letter(
+            pending.message, pending.envelope, pending.attempt, pending.route.name, decision.reason,
+            kind=decision.kind, in_doubt=decision.in_doubt,
+        )  # fmt: skip
 
-    async def _schedule_retry(self, pending: _Pending, delay: float, exc: TransientDeliveryError) -> None:
-        envelope = pending.envelope
+    async def _schedule_retry(self, pending: _Pending, retry: Retry) -> None:
+        envelope, delay, doubt = pending.envelope, retry.delay, retry.in_doubt
         queue = self.broker.topology.retry_queue(self.target, delay)
         # The store keeps the doubt for every later copy (the overdue watch's, a replay's); the header
         # covers a store that could not be written just now.
-        doubt = _in_doubt_after(pending, exc)
         # The store is told first. Were the retry copy published first, a store write slower than the
         # retry tier would let the copy come back while this original is still unacknowledged: the copy
         # would be taken for a duplicate and acked, then the original acked, and the message would stay
@@ -496,7 +479,7 @@ class TargetWorker:
                 self.target,
                 attempt=pending.attempt,
                 delay_seconds=delay,
-                reason=exc.reason,
+                reason=retry.reason,
                 in_doubt=doubt,
             ),
             required=False,
@@ -509,7 +492,7 @@ class TargetWorker:
                 message_id=envelope.id,
                 headers={
                     **delivery_headers(envelope, attempt=pending.attempt + 1),
-                    REASON_HEADER: exc.reason[:1000],
+                    REASON_HEADER: retry.reason[:1000],
                     IN_DOUBT_HEADER: int(doubt),
                 },
                 to_default_exchange=True,
@@ -518,11 +501,10 @@ class TargetWorker:
         # From here the retry copy carries the message: it must not be taken for a duplicate of this
         # original, even if acknowledging the original is slow.
         self._release(envelope.id, pending.message)
-        reason_label = str(exc.status_code) if exc.status_code else "no_answer"
-        self.metrics.retried.labels(pending.route.name, self.target, reason_label).inc()
+        self.metrics.retried.labels(pending.route.name, self.target, retry.label).inc()
         self.metrics.last_failure.labels(self.target).set(time.time())
         self.metrics.failing.labels(self.target).set(1)
-        log.warning("retry_scheduled", delay_seconds=delay, reason=exc.reason)
+        log.warning("retry_scheduled", delay_seconds=delay, reason=retry.reason)
         await pending.message.ack()
 
     async def _dead_letter(
@@ -731,21 +713,9 @@ class TargetWorker:
 
 
 def _in_doubt(pending: _Pending) -> bool:
-    """An earlier attempt may have reached the target without the hub knowing: a worker died holding
-    the message (RabbitMQ delivers it again), or an earlier attempt got no answer (a timeout, a
-    connection dropped before the answer; the store and the retry copy's header say so). A clear
-    answer such as a 503 leaves no doubt."""
-    if pending.stored_doubt or pending.message.redelivered:
-        return True
-    headers = pending.message.headers or {}
-    return bool(headers.get(IN_DOUBT_HEADER))
-
-
-def _in_doubt_after(pending: _Pending, exc: TransientDeliveryError) -> bool:
-    """After this failed attempt: in doubt before it, or it got no answer (a timeout, a dropped
-    connection), so the target may have taken it. A connection that was never made (refused, no
-    route, no free connection in the pool) sent nothing: no doubt."""
-    return _in_doubt(pending) or (exc.status_code is None and not exc.unsent)
+    """The message may be at the target already (:func:`hub.decisions.in_doubt`)."""
+    header = bool((pending.message.headers or {}).get(IN_DOUBT_HEADER))
+    return in_doubt(stored=pending.stored_doubt, redelivered=bool(pending.message.redelivered), header=header)
 
 
 def _channel_open(message: AbstractIncomingMessage) -> bool:

@@ -132,7 +132,7 @@ class NationalPortalAdapter:
             note = " (sent as an update because the portal already had the dossier)"
         raise PermanentDeliveryError(
             f"The national portal rejected {subject}{note}: {_portal_message(reply.message, personal)} "
-            "Fix the dossier and replay it.",
+            "Fix the dossier.",
             status_code=200,
         )
 
@@ -144,7 +144,7 @@ class NationalPortalAdapter:
         if not reply.accepted:
             raise PermanentDeliveryError(
                 f"The national portal rejected {subject}: {_portal_message(reply.message, ())} "
-                "Fix the dossier and replay it.",
+                "Fix the dossier.",
                 status_code=200,
             )
 

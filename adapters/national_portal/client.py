@@ -204,7 +204,7 @@ def http_failure(
     if 400 <= status < 500:
         return PermanentDeliveryError(
             f"The national portal refused {action} as invalid (HTTP {status}: {snippet}). "
-            "Fix the dossier and replay it.",
+            "Fix the dossier.",
             status_code=status,
         )
     return TransientDeliveryError(

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.ingress import Publisher
+from hub.services import Publisher
 from hub.store import DeliveryState
 from tests.support.harness import RunningHub, eventually, running_hub, write_routes
 from tests.support.payloads import dossier, dossier_code, step

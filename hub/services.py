@@ -1,0 +1,259 @@
+"""The hub's use cases as plain functions: accept a posted message, submit one the hub produces itself,
+publish what is stored. The ingress (HTTP), the CLI, the console, plugins (through hub.plugin's
+HubContext) and the benchmark call these; none of them repeats the steps.
+
+A message is stored (one pending delivery per routed target) *before* it is published with broker
+confirms; only then is it accepted. What the broker did not confirm stays pending for the outbox
+relay, or is forgotten when the sender is told that nothing was accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+import structlog
+from pydantic import ValidationError
+
+from hub.broker import delivery_headers
+from hub.envelope import Envelope, encode_envelope, new_message_id, nfc_json_text, normalize_text
+from hub.errors import BrokerUnavailableError, HubError, StoreUnavailableError
+from hub.routing import Route, SystemSpec
+from hub.store import DeliveryState, MessageView
+from schemas import SCHEMAS
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+
+__all__ = ["Accepted", "Publisher", "RefusalError", "accept", "routed_targets", "submit"]
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+class RefusalError(HubError):
+    """A message the hub does not accept, with the HTTP status that says why and a sentence per problem."""
+
+    def __init__(self, status: int, detail: str, errors: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A message the hub stored and RabbitMQ confirmed (``duplicate``: an earlier send with its key)."""
+
+    id: str
+    targets: list[str]
+    duplicate: bool
+
+
+class Publisher:
+    """Publishes a stored message to each of its targets and records the broker's confirm."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def publish(self, envelope: Envelope, targets: list[str], *, wait_for_record: bool = True) -> None:
+        """Publish with confirms; then record the confirm, waiting for that write or (``wait_for_record=False``,
+        the ingress) not: the 202 needs the message stored and confirmed, which it is by then."""
+        body = encode_envelope(envelope)
+        headers = delivery_headers(envelope, attempt=1)
+        publishes = [
+            self.hub.broker.publish(body, routing_key=target, message_id=envelope.id, headers=headers)
+            for target in targets
+        ]
+        if len(publishes) == 1:
+            await publishes[0]  # most messages have one target: no tasks to gather
+        else:
+            await asyncio.gather(*publishes)
+        await self.hub.store.mark_published(envelope.id, targets, wait=wait_for_record)
+
+    async def relay_unpublished(self, older_than: timedelta) -> int:
+        """Publish messages that were stored but never confirmed (the transactional outbox).
+
+        One message the broker cannot take (its queue was deleted, say) is logged and skipped, so it
+        does not hold back the others; when the broker itself is away, the round stops.
+        """
+        count = 0
+        known = list(self.hub.routes.targets)
+        for envelope, targets in await self.hub.store.unpublished(older_than, targets=known):
+            try:
+                await self.publish(envelope, targets)
+            except BrokerUnavailableError as exc:
+                if not self.hub.broker.connected:
+                    raise
+                log.exception("outbox_relay_failed", message_id=envelope.id, targets=targets, error=str(exc))
+                continue
+            count += 1
+            log.warning("outbox_relayed", message_id=envelope.id, targets=targets)
+        return count
+
+
+def routed_targets(routes: Sequence[Route]) -> dict[str, str]:
+    """Each target of ``routes`` → the first route that sends to it (one delivery per target)."""
+    targets: dict[str, str] = {}
+    for route in routes:
+        for target in route.targets:
+            targets.setdefault(target, route.name)
+    return targets
+
+
+async def submit(
+    hub: Hub,
+    publisher: Publisher,
+    *,
+    message_type: str,
+    source: str,
+    payload: dict[str, Any],
+    routes: Sequence[Route],
+    idempotency_key: str | None,
+    if_unconfirmed: Literal["refuse", "defer"],
+    wait_for_record: bool = True,
+) -> tuple[MessageView, bool]:
+    """Store a validated (canonical) message with a pending delivery per target, then publish it.
+
+    When RabbitMQ does not confirm: ``refuse`` forgets a message this call created and raises
+    :class:`RefusalError` (503: the sender sends it again); ``defer`` keeps it pending for the outbox relay
+    (the hub itself is the sender). Raises :class:`StoreUnavailableError` when nothing could be stored.
+    """
+    dossier_code = payload.get("MaHoSo")
+    view, created = await hub.store.accept(
+        message_type=message_type,
+        source=source,
+        dossier_code=dossier_code if isinstance(dossier_code, str) else None,
+        payload=payload,
+        targets=list(routed_targets(routes).items()),
+        idempotency_key=idempotency_key,
+        message_id=new_message_id(),
+    )
+    structlog.contextvars.bind_contextvars(message_id=view.envelope.id, dossier=dossier_code)
+    pending = [d.target for d in view.deliveries if d.state == DeliveryState.PENDING]
+    if pending:
+        try:
+            await publisher.publish(view.envelope, pending, wait_for_record=wait_for_record)
+        except (BrokerUnavailableError, StoreUnavailableError) as exc:
+            if if_unconfirmed == "defer":
+                log.warning("publish_deferred", message_id=view.envelope.id, error=str(exc))
+            else:
+                log.exception("ingress_publish_failed", error=str(exc))
+                outcome = "It may still be delivered; send it again later with the same Idempotency-Key."
+                if created and isinstance(exc, BrokerUnavailableError):
+                    # Only a publish RabbitMQ did not confirm is forgotten. When the store failed after the
+                    # confirm, the message is queued and a worker may be delivering it: it stays (the outbox
+                    # relay and the client's retry with the same key find it; the worker drops the copies).
+                    with contextlib.suppress(StoreUnavailableError):
+                        if await hub.store.forget_unpublished(view.envelope.id):
+                            outcome = "Nothing was accepted; send it again later with the same Idempotency-Key."
+                raise RefusalError(
+                    503, f"The hub could not queue message {view.envelope.id} ({exc}) {outcome}"
+                ) from exc
+    if created:
+        for route_name in {r.name for r in routes}:
+            hub.metrics.accepted.labels(route_name, source).inc()
+    return view, created
+
+
+def _sentence_for(error: Any) -> str:
+    loc = ".".join(str(p) for p in error.get("loc", ()) if p != "payload")
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if error.get("type") == "missing":
+        message = "is required"
+    elif error.get("type") == "extra_forbidden":
+        message = "is not a known field"
+    return f"Field '{loc}' {message}." if loc else f"{message[:1].upper()}{message[1:]}."
+
+
+def _parse(raw: bytes) -> tuple[str, dict[str, Any], bool]:
+    """The posted body's type and payload (text NFC-normalised), and whether it held \\u escapes."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RefusalError(
+            400, f"The body is not UTF-8 text (bad byte at position {exc.start}); send UTF-8 JSON."
+        ) from exc
+    escaped = "\\u" in text
+    try:
+        body = orjson.loads(text if escaped else nfc_json_text(text))
+    except orjson.JSONDecodeError as exc:
+        raise RefusalError(400, f"The body is not valid JSON ({exc}); send a JSON object.") from exc
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str) or not isinstance(body.get("payload"), dict):
+        raise RefusalError(422, 'The body must be a JSON object {"type": "<message type>", "payload": {...}}.')
+    return body["type"], body["payload"], escaped
+
+
+def _routes_for(hub: Hub, system: SystemSpec, message_type: str) -> list[Route]:
+    """The deliver routes that take ``message_type`` from ``system``; RefusalError (403/422) otherwise."""
+    if not hub.routes.routes_for(message_type):
+        known = ", ".join(sorted(hub.routes.message_types()))
+        raise RefusalError(422, f"Message type '{message_type}' is not known to the hub; known types: {known}.")
+    if message_type not in system.allowed_types:
+        raise RefusalError(
+            403, f"System '{system.id}' may not send '{message_type}'; ask the hub's operators to allow it."
+        )
+    routes = hub.routes.routes_for(message_type, system.id)
+    if not routes:
+        raise RefusalError(403, f"No route takes '{message_type}' from system '{system.id}'.")
+    if routes[0].mode != "deliver":
+        raise RefusalError(
+            422,
+            f"Type '{message_type}' is answered directly ({routes[0].mode}); "
+            f"POST it to /v1/requests/{message_type} instead.",
+        )
+    return routes
+
+
+def _validated(message_type: str, route: Route, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as its route's schema makes it (canonical JSON); RefusalError (422) with a sentence per problem."""
+    try:
+        validated = SCHEMAS[route.schema_name].model_validate(payload)
+    except ValidationError as exc:
+        errors = [_sentence_for(e) for e in exc.errors()]
+        raise RefusalError(
+            422,
+            f"Message of type '{message_type}' does not match schema '{route.schema_name}' "
+            f"({len(errors)} problem{'s' if len(errors) > 1 else ''}); fix and send it again.",
+            errors,
+        ) from exc
+    return validated.model_dump(mode="json", exclude_none=True)
+
+
+async def accept(
+    hub: Hub, publisher: Publisher, system: SystemSpec, idempotency_key: str | None, raw: bytes
+) -> Accepted:
+    """Accept one message posted by ``system``: parse, check the route, validate, store, publish with
+    confirms. Raises :class:`RefusalError` with the status and sentence the sender gets."""
+    message_type, payload, escaped = _parse(raw)
+    routes = _routes_for(hub, system, message_type)
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise RefusalError(422, f"The Idempotency-Key header must be 1 to {IDEMPOTENCY_KEY_MAX} characters long.")
+    canonical = _validated(message_type, routes[0], normalize_text(payload) if escaped else payload)
+    try:
+        view, created = await submit(
+            hub,
+            publisher,
+            message_type=message_type,
+            source=system.id,
+            payload=canonical,
+            routes=routes,
+            idempotency_key=idempotency_key,
+            if_unconfirmed="refuse",
+            wait_for_record=False,
+        )
+    except StoreUnavailableError as exc:
+        log.exception("ingress_store_unavailable", error=str(exc))
+        raise RefusalError(
+            503,
+            f"The hub cannot store messages right now ({exc}) Nothing was accepted; "
+            "send it again later with the same Idempotency-Key.",
+        ) from exc
+    log.info("accepted", type=message_type, source=system.id, duplicate=not created)
+    return Accepted(view.envelope.id, view.targets(), not created)
