@@ -354,11 +354,9 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         return {"dossier_code": dossier_code, "messages": [message_json(v) for v in views]}
 
     # --- feature routers: each feature adds one `app.include_router(...)` line below -------------
-    from hub.identity import create_identity_router
     from hub.requests import create_request_router
 
     app.include_router(create_request_router(hub))  # request-reply routes (docs/request-reply.md)
-    app.include_router(create_identity_router(hub))  # VNeID logins through the hub (docs/identity.md)
     from hub.console import create_console_router
 
     app.include_router(create_console_router(hub))  # ops console under /console (docs/console.md)

@@ -46,6 +46,7 @@ from hub.errors import (
     TransientDeliveryError,
     UnusableReplyError,
 )
+from hub.ratelimit import RateLimiter  # token buckets of a route's rate_limit (request-reply, login)
 from hub.routing import Route, SystemSpec, parse_duration, parse_rate
 from hub.store import reachable
 
@@ -78,6 +79,7 @@ __all__ = [
     "OriginatedMessage",
     "PermanentDeliveryError",
     "Plugin",
+    "RateLimiter",
     "RequestAdapter",
     "RequestContext",
     "Route",

@@ -133,7 +133,7 @@ class HubSettings(BaseSettings):
         "unset = taken from the request.",
     )
 
-    # --- identity: logins through the hub (hub/identity.py, docs/identity.md) -------------------------
+    # --- identity: logins through the hub (the vneid plugin, docs/identity.md) ------------------------
     identity_public_url: str | None = Field(
         default=None,
         description="External base URL of the hub (https://lgsp.example.vn) for VNeID logins: the redirect URI "

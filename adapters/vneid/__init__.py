@@ -1,13 +1,19 @@
-"""Adapter for VNeID, the national electronic identity (OpenID Connect, authorization code + PKCE).
+"""VNeID, the national electronic identity, as a hub plugin: logins through the hub.
 
-``provider`` runs the flow and verifies tokens; ``mapping`` turns claims into the canonical identity.
+- ``provider``: the OpenID Connect relying party (authorization code + PKCE, on authlib), the adapter
+  of ``adapter: vneid`` targets;
+- ``mapping``: VNeID's claims → the canonical identity;
+- ``login``: the ``/v1/identity`` endpoints of ``mode: login`` routes (start, callback, assertions, JWKS);
+- ``assertions``: the hub's signed identity assertions; ``sessions`` and ``tables``: logins in progress.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.vneid.login import create_login_extension
 from adapters.vneid.provider import VNeIDProvider
-from hub.plugin import Plugin
+from adapters.vneid.tables import VNeIDTables
+from hub.plugin import ConfigurationError, Plugin
 
 __all__ = ["VNeIDProvider", "create_adapter", "plugin"]
 
@@ -16,8 +22,6 @@ def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNeIDProvider:
     """Build from a target's config: ``issuer``, ``client_id``, ``client_secret`` (confidential client),
     ``scopes`` (default "openid profile"), ``timeout_seconds`` (10), ``loa_claim`` (``acr``),
     ``jwks_refresh_seconds`` (10: an unknown key id re-reads the provider's JWKS at most this often)."""
-    from hub.errors import ConfigurationError
-
     missing = [key for key in ("issuer", "client_id") if not config.get(key)]
     if missing:
         raise ConfigurationError(f"Target '{target_id}' (VNeID) needs {' and '.join(missing)} in its config.")
@@ -42,4 +46,9 @@ def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNeIDProvider:
 
 
 #: The hub's plugin entry (pyproject.toml, entry-point group ``hub.plugins``).
-plugin = Plugin(name="vneid", adapters={"vneid": create_adapter})
+plugin = Plugin(
+    name="vneid",
+    adapters={"vneid": create_adapter},
+    extend=create_login_extension,
+    tables=VNeIDTables.metadata,
+)

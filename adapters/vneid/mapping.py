@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub.envelope import normalize_text
-from hub.errors import PermanentDeliveryError
+from hub.plugin import PermanentDeliveryError, normalize_text
 from schemas.identity import AccountType, Identity
 
 __all__ = ["ACCOUNT_TYPES", "identity_from_claims", "level_of_assurance"]

@@ -1,5 +1,10 @@
-"""VNeID login: OpenID Connect authorization code flow with PKCE (S256), RS256 tokens verified
-against the provider's JWKS with joserfc; HTTP with httpx.
+"""VNeID login: OpenID Connect authorization code flow with PKCE (S256), on authlib.
+
+authlib builds the protocol's messages and checks (the authorization request, the token request and
+the client's authentication at the token endpoint, the PKCE challenge, the ID token's claims: issuer,
+audience, expiry, nonce, ``at_hash``, ``azp``); joserfc (the JOSE library authlib is built on) checks
+the ID token's RS256 signature against the provider's JWKS. HTTP goes through the hub's httpx, so
+every transport failure is translated here, in one place (:func:`translate_failure`).
 
 The discovery document and the JWKS are cached; an ID token signed with a key id the cache does
 not know makes the provider's JWKS be read again once (key rotation), at most every
@@ -10,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -18,19 +22,24 @@ from typing import Any
 
 import httpx
 import structlog
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.oidc.core import CodeIDToken
+from authlib.oidc.discovery import get_well_known_url
 from joserfc import errors as jose_errors
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from adapters.vneid.mapping import identity_from_claims
-from hub.adapter import LoginRequest
-from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from hub.plugin import DeliveryError, LoginRequest, PermanentDeliveryError, TransientDeliveryError
 
 __all__ = ["ProviderRefusalError", "VNeIDProvider", "pkce_challenge", "translate_failure"]
 
 log = structlog.get_logger(__name__)
 
 _REQUIRED_METADATA = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint")
+_TOKEN_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
 
 
 class ProviderRefusalError(Exception):
@@ -44,8 +53,18 @@ class ProviderRefusalError(Exception):
 
 def pkce_challenge(verifier: str) -> str:
     """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2)."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    challenge: str = create_s256_code_challenge(verifier)
+    return challenge
+
+
+def _client_secret_basic(
+    auth: ClientAuth, method: str, uri: str, headers: dict[str, str], body: str
+) -> tuple[str, dict[str, str], str]:
+    """HTTP Basic client authentication with the id and secret form-encoded first (RFC 6749 §2.3.1), which
+    authlib's own ``client_secret_basic`` leaves out: a secret with ``:``, ``%`` or ``+`` would not match."""
+    quote = urllib.parse.quote_plus
+    pair = f"{quote(auth.client_id)}:{quote(auth.client_secret)}".encode()
+    return uri, {**headers, "Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}, body
 
 
 def translate_failure(exc: BaseException, *, action: str, issuer: str, timeout: float) -> DeliveryError:
@@ -80,7 +99,7 @@ def translate_failure(exc: BaseException, *, action: str, issuer: str, timeout: 
 
 
 class VNeIDProvider:
-    """The hub's relying-party side of VNeID (implements :class:`hub.adapter.IdentityProvider`)."""
+    """The hub's relying-party side of VNeID (implements :class:`hub.plugin.IdentityProvider`)."""
 
     name: str = "vneid"
 
@@ -108,6 +127,10 @@ class VNeIDProvider:
         self._jwks_refresh = jwks_refresh_seconds
         self.client_secret = client_secret
         self.scopes = scopes
+        # A confidential client authenticates with HTTP Basic; a public one sends its id in the form.
+        self._client_auth = ClientAuth(
+            client_id, client_secret, _client_secret_basic if client_secret else "none"
+        )  # fmt: skip
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
@@ -129,9 +152,10 @@ class VNeIDProvider:
         return data
 
     async def metadata(self) -> dict[str, Any]:
+        """The provider's discovery document (OpenID Connect Discovery 1.0), checked and cached."""
         async with self._lock:
             if self._metadata is None or time.monotonic() - self._metadata_at > self._metadata_ttl:
-                data = await self._get_json(f"{self.issuer}/.well-known/openid-configuration", "discovery")
+                data = await self._get_json(get_well_known_url(self.issuer, external=True), "discovery")
                 missing = [key for key in _REQUIRED_METADATA if not data.get(key)]
                 if missing:
                     raise PermanentDeliveryError(
@@ -169,45 +193,35 @@ class VNeIDProvider:
 
     async def authorization_url(self, login: LoginRequest) -> str:
         metadata = await self.metadata()
-        params = {
-            "response_type": "code",
-            "client_id": self.client_id,
-            "redirect_uri": login.redirect_uri,
-            "scope": self.scopes,
-            "state": login.state,
-            "nonce": login.nonce,
-            "code_challenge": pkce_challenge(login.code_verifier),
-            "code_challenge_method": "S256",
-        }
-        endpoint = urllib.parse.urlsplit(str(metadata["authorization_endpoint"]))
-        query = urllib.parse.parse_qsl(endpoint.query) + list(params.items())
-        return urllib.parse.urlunsplit(endpoint._replace(query=urllib.parse.urlencode(query)))
+        url: str = prepare_grant_uri(
+            str(metadata["authorization_endpoint"]),
+            client_id=self.client_id,
+            response_type="code",
+            redirect_uri=login.redirect_uri,
+            scope=self.scopes,
+            state=login.state,
+            nonce=login.nonce,
+            code_challenge=pkce_challenge(login.code_verifier),
+            code_challenge_method="S256",
+        )
+        return url
 
     async def _exchange_code(self, token_endpoint: str, code: str, login: LoginRequest) -> dict[str, Any]:
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": login.redirect_uri,
-            "code_verifier": login.code_verifier,
-        }
-        headers = {"Accept": "application/json"}
-        if self.client_secret:  # client_secret_basic, id and secret form-encoded first (RFC 6749 §2.3.1)
-            quote = urllib.parse.quote_plus
-            pair = f"{quote(self.client_id)}:{quote(self.client_secret)}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        else:
-            form["client_id"] = self.client_id
-        response = await self._http.post(token_endpoint, data=form, headers=headers)
+        body = prepare_token_request(
+            "authorization_code", code=code, redirect_uri=login.redirect_uri, code_verifier=login.code_verifier
+        )
+        url, headers, body = self._client_auth.prepare("POST", token_endpoint, dict(_TOKEN_HEADERS), body)
+        response = await self._http.post(url, content=body, headers=headers)
         try:
-            body = response.json()
+            answer = response.json()
         except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), str) and response.status_code < 500:
-            raise ProviderRefusalError(body["error"], body.get("error_description"))
+            answer = None
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str) and response.status_code < 500:
+            raise ProviderRefusalError(answer["error"], answer.get("error_description"))
         response.raise_for_status()
-        if not isinstance(body, dict):
+        if not isinstance(answer, dict):
             raise PermanentDeliveryError("VNeID answered the code exchange with something that is not JSON.")
-        return body
+        return answer
 
     async def complete(self, code: str, login: LoginRequest) -> dict[str, Any]:
         metadata = await self.metadata()
@@ -218,7 +232,7 @@ class VNeIDProvider:
         id_token, access_token = token.get("id_token"), token.get("access_token")
         if not isinstance(id_token, str) or not isinstance(access_token, str):
             raise PermanentDeliveryError("VNeID's token answer has no id_token or access_token (scope openid?).")
-        id_claims = await self.verify_id_token(id_token, nonce=login.nonce)
+        id_claims = await self.verify_id_token(id_token, nonce=login.nonce, access_token=access_token)
         userinfo = await self._get_json(
             str(metadata["userinfo_endpoint"]), "userinfo", headers={"Authorization": f"Bearer {access_token}"}
         )
@@ -229,8 +243,9 @@ class VNeIDProvider:
         identity = identity_from_claims({**id_claims, **userinfo}, loa_claim=self.loa_claim)
         return identity.model_dump(mode="json")
 
-    async def verify_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
-        """Signature (RS256, provider JWKS), issuer, audience, expiry and nonce; raise with a sentence."""
+    async def verify_id_token(self, id_token: str, *, nonce: str, access_token: str | None = None) -> dict[str, Any]:
+        """Signature (RS256, provider JWKS), issuer, audience, expiry, nonce (and ``at_hash`` when the token
+        carries one, against ``access_token``); raise with a sentence."""
         keys = await self._key_set()
         try:
             try:
@@ -239,15 +254,21 @@ class VNeIDProvider:
                 # A key id we have not seen: the provider may have rotated its keys.
                 keys = await self._key_set(refresh=True)
                 token = jwt.decode(id_token, keys, algorithms=["RS256"])
-            registry = jwt.JWTClaimsRegistry(
-                leeway=self.leeway,
-                iss={"essential": True, "value": self.issuer},
-                aud={"essential": True, "value": self.client_id},
-                sub={"essential": True},
-                exp={"essential": True},
-                nonce={"essential": True, "value": nonce},
+            params = {"nonce": nonce, "client_id": self.client_id}
+            if access_token is not None:
+                params["access_token"] = access_token
+            claims = CodeIDToken(
+                token.claims,
+                token.header,
+                {
+                    "iss": {"essential": True, "value": self.issuer},
+                    "aud": {"essential": True, "value": self.client_id},
+                    "sub": {"essential": True},
+                    "exp": {"essential": True},
+                },
+                params,
             )
-            registry.validate(token.claims)
+            claims.validate(leeway=self.leeway)
         except jose_errors.ExpiredTokenError as exc:
             raise PermanentDeliveryError("VNeID's ID token has expired; the login is refused.") from exc
         except jose_errors.InvalidKeyIdError as exc:

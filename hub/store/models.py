@@ -26,7 +26,6 @@ __all__ = [
     "DeliveryEventRow",
     "DeliveryRow",
     "DossierCursorRow",
-    "LoginSessionRow",
     "MessageRow",
     "PaymentCallbackRow",
     "PaymentRow",
@@ -127,32 +126,6 @@ class AuditRecordRow(Base):
     subject: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str] = mapped_column(String(20), nullable=False)
     detail: Mapped[str | None] = mapped_column(Text)
-
-
-class LoginSessionRow(Base):
-    """A browser login through the hub, from its start to the one-stop system redeeming its code.
-
-    ``identity`` holds the verified identity only between the provider's callback and the
-    redemption (at most a few minutes); it is cleared when the code is redeemed or expires.
-    """
-
-    __tablename__ = "login_sessions"
-    __table_args__ = (Index("ix_login_sessions_expires_at", "expires_at"),)
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    route: Mapped[str] = mapped_column(String(64), nullable=False)
-    system: Mapped[str] = mapped_column(String(64), nullable=False)
-    return_to: Mapped[str] = mapped_column(Text, nullable=False)
-    client_state: Mapped[str | None] = mapped_column(String(500))
-    browser_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-    nonce: Mapped[str] = mapped_column(String(100), nullable=False)
-    code_verifier: Mapped[str] = mapped_column(String(200), nullable=False)
-    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PaymentRow(Base):

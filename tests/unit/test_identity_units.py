@@ -9,11 +9,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from adapters.vneid.assertions import AssertionSigner
+from adapters.vneid.login import return_allowed
 from adapters.vneid.mapping import identity_from_claims, level_of_assurance
 from adapters.vneid.provider import pkce_challenge
 from hub.audit_cli import parse_since
 from hub.errors import ConfigurationError, PermanentDeliveryError
-from hub.identity import AssertionSigner, _return_allowed
 from hub.observability import mask_personal_data
 from hub.routing import Route
 from hub.settings import HubSettings
@@ -92,7 +93,7 @@ def _login_route(*urls: str) -> Route:
     ],
 )
 def test_return_addresses_must_be_under_a_listed_one(url: str, allowed: bool) -> None:
-    assert _return_allowed(url, _login_route("https://motcua.example.vn/dang-nhap/")) is allowed
+    assert return_allowed(url, _login_route("https://motcua.example.vn/dang-nhap/")) is allowed
 
 
 def test_the_signing_key_comes_from_a_pem_file_and_the_previous_one_stays_published(tmp_path: Path) -> None:

@@ -14,176 +14,56 @@ Endpoints:
 * ``POST /v1/identity/assertions`` ``{"code": "…"}`` (system key) → ``{"assertion", "expires_in", "identity"}``;
 * ``GET  /v1/identity/jwks.json`` the hub's public signing keys.
 
-Logins in progress live in the database (``login_sessions``), so any ingress process may
-answer any step. Each login is bound to the browser that started it by a cookie.
+Logins in progress live in the database (``login_sessions``, :mod:`adapters.vneid.sessions`), so any
+ingress process may answer any step. Each login is bound to the browser that started it by a cookie.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
+import math
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from hub.adapter import IdentityProvider, LoginRequest
-from hub.audit import AuditFacts, AuditLog
-from hub.auth import SystemKeys
-from hub.bootstrap import Hub
-from hub.errors import ConfigurationError, DeliveryError, StoreUnavailableError, TransientDeliveryError
-from hub.ratelimit import RateLimiter
-from hub.requests import identify_system, problem
-from hub.routing import Route
-from hub.settings import HubSettings
-from hub.store.models import LoginSessionRow
+from adapters.vneid.assertions import AssertionSigner
+from adapters.vneid.sessions import LOGIN_LIFETIME, LoginSessions, aware, sha256_hex
+from adapters.vneid.tables import LoginSessionRow
+from hub.plugin import (
+    AuditRecord,
+    ConfigurationError,
+    DeliveryError,
+    Extension,
+    HubContext,
+    HubError,
+    IdentityProvider,
+    LoginRequest,
+    RateLimiter,
+    Route,
+    StoreUnavailableError,
+    SystemSpec,
+    TransientDeliveryError,
+)
 
-__all__ = ["AssertionSigner", "LoginSessions", "create_identity_router"]
+__all__ = ["ASSERTION_TYPE", "CALLBACK_PATH", "create_login_extension", "return_allowed"]
 
 log = structlog.get_logger(__name__)
 
-LOGIN_LIFETIME = timedelta(minutes=10)
-CODE_LIFETIME = timedelta(minutes=2)
 CALLBACK_PATH = "/v1/identity/callback"
 ASSERTION_TYPE = "urn:lgsp:params:token-type:identity-assertion"
 _COOKIE_PREFIX = "lgsp_login_"
 
 
-def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-# ----------------------------------------------------------------------------- signing
-
-
-class AssertionSigner:
-    """Signs identity assertions with the hub's RSA key; publishes the public keys as a JWKS."""
-
-    def __init__(self, key: RSAKey, previous: list[RSAKey] | None = None, *, ephemeral: bool = False) -> None:
-        self.key = key
-        self.previous = previous or []
-        self.ephemeral = ephemeral
-
-    @staticmethod
-    def _load(path: Path, setting: str) -> RSAKey:
-        try:
-            key = RSAKey.import_key(path.read_bytes(), parameters={"use": "sig", "alg": "RS256"})
-        except OSError as exc:
-            raise ConfigurationError(f"{setting}: cannot read {path} ({exc.strerror}).") from exc
-        except Exception as exc:  # joserfc raises several kinds for a bad PEM
-            raise ConfigurationError(f"{setting}: {path} is not an RSA private key in PEM ({exc}).") from exc
-        if not key.is_private:
-            raise ConfigurationError(f"{setting}: {path} holds a public key; the hub needs the private key.")
-        key.ensure_kid()
-        return key
-
-    @classmethod
-    def from_settings(cls, settings: HubSettings) -> AssertionSigner:
-        previous = []
-        if settings.identity_previous_key_file is not None:
-            previous.append(cls._load(settings.identity_previous_key_file, "HUB_IDENTITY_PREVIOUS_KEY_FILE"))
-        if settings.identity_signing_key_file is not None:
-            return cls(cls._load(settings.identity_signing_key_file, "HUB_IDENTITY_SIGNING_KEY_FILE"), previous)
-        log.warning(
-            "identity_signing_key_generated",
-            detail="HUB_IDENTITY_SIGNING_KEY_FILE is not set; identity assertions are signed with a random key "
-            "of this process. Set it when more than one ingress process runs (see docs/identity.md).",
-        )
-        key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"})
-        key.ensure_kid()
-        return cls(key, previous, ephemeral=True)
-
-    def jwks(self) -> dict[str, Any]:
-        return dict(KeySet([self.key, *self.previous]).as_dict(private=False))
-
-    def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key)
-
-
-# ----------------------------------------------------------------------------- login sessions
-
-
-class LoginSessions:
-    """Logins in progress, in the hub's database (shared by every ingress process)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[Any]:
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise StoreUnavailableError(
-                f"The hub's database cannot be reached ({type(exc).__name__}); logins cannot proceed."
-            ) from exc
-
-    async def start(self, row: LoginSessionRow) -> None:
-        async with self._tx() as session:
-            # Expired logins go at once: an unredeemed identity must not linger in the database.
-            await session.execute(delete(LoginSessionRow).where(LoginSessionRow.expires_at < datetime.now(UTC)))
-            session.add(row)
-
-    async def get(self, login_id: str) -> LoginSessionRow | None:
-        async with self._tx() as session:
-            row: LoginSessionRow | None = await session.get(LoginSessionRow, login_id)
-            return row
-
-    async def finish(self, login_id: str, *, code_hash: str | None, identity: dict[str, Any] | None) -> bool:
-        """Close the browser part of a login (once): store the one-time code's hash and the identity."""
-        now = datetime.now(UTC)
-        async with self._tx() as session:
-            result = await session.execute(
-                update(LoginSessionRow)
-                .where(LoginSessionRow.id == login_id, LoginSessionRow.completed_at.is_(None))
-                .values(completed_at=now, code_hash=code_hash, identity=identity, expires_at=now + CODE_LIFETIME)
-            )
-            return bool(result.rowcount)
-
-    async def redeem(self, code: str, system: str) -> tuple[LoginSessionRow, dict[str, Any]] | None:
-        """The identity of a one-time code, once, for the system that started the login; then forgotten."""
-        now = datetime.now(UTC)
-        async with self._tx() as session:
-            row = (
-                await session.execute(select(LoginSessionRow).where(LoginSessionRow.code_hash == _sha256(code)))
-            ).scalar_one_or_none()
-            if row is None or row.identity is None or row.system != system or _aware(row.expires_at) < now:
-                return None
-            identity = dict(row.identity)
-            result = await session.execute(
-                update(LoginSessionRow)
-                .where(LoginSessionRow.id == row.id, LoginSessionRow.redeemed_at.is_(None))
-                .values(redeemed_at=now, identity=None)
-            )
-            if not result.rowcount:
-                return None
-            return row, identity
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _return_allowed(return_to: str, route: Route) -> bool:
+def return_allowed(return_to: str, route: Route) -> bool:
     """``return_to`` is under one of the route's return URLs (same scheme and host, path prefix)."""
     if route.login is None:
         return False
@@ -216,39 +96,63 @@ def _page(status: int, sentence: str, *, retry_after: float | None = None) -> HT
     )
 
 
-# ----------------------------------------------------------------------------- router
+def _problem(status: int, detail: str, *, retry_after: float | None = None, **extra: Any) -> JSONResponse:
+    """A JSON error answer for a system's server (``{"detail": …}``, as the hub's other endpoints answer)."""
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
-def create_identity_router(hub: Hub) -> APIRouter:
-    """The ``/v1/identity`` endpoints of the ingress (included by :func:`hub.ingress.create_ingress_app`)."""
-    from schemas import SCHEMAS
+def _calling_system(context: HubContext, request: Request) -> SystemSpec | JSONResponse:
+    """The system whose key the request carries, or the 401/403 answer."""
+    try:
+        system = context.identify(request.headers.get("authorization"))
+    except HubError as exc:
+        return _problem(401, str(exc))
+    if system is None:
+        return _problem(403, "The admin key cannot send requests; use the calling system's key.")
+    return system
 
-    settings = hub.settings
-    keys = SystemKeys.for_hub(hub)
-    limiter = RateLimiter()
-    audit = AuditLog(hub.store.engine)
-    logins = LoginSessions(hub.store.engine)
-    login_routes = {r.name: r for r in hub.routes.routes if r.mode == "login"}
-    signer = AssertionSigner.from_settings(settings) if login_routes else None
+
+def _identity_providers(context: HubContext, login_routes: Mapping[str, Route]) -> dict[str, IdentityProvider]:
     providers: dict[str, IdentityProvider] = {}
     for route in login_routes.values():
         target = route.targets[0]
         if target not in providers:
-            provider = hub.build_adapter(target)
+            provider = context.adapter(target)
             if not isinstance(provider, IdentityProvider):
                 raise ConfigurationError(
                     f"Login route '{route.name}' sends to target '{target}', whose adapter cannot log people in; "
                     "use an identity provider adapter such as vneid."
                 )
             providers[target] = provider
+    return providers
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+
+def create_login_extension(context: HubContext) -> Extension | None:
+    """The ``/v1/identity`` endpoints of the ingress; None when the route files have no ``mode: login`` route."""
+    login_routes = dict(context.routes_of_mode("login"))
+    if not login_routes:
+        return None
+    providers = _identity_providers(context, login_routes)
+    router = _create_router(context, login_routes, providers)
+
+    async def aclose() -> None:
         for provider in providers.values():
             await provider.aclose()
 
-    router = APIRouter(lifespan=lifespan, tags=["identity"])
+    return Extension(routers=[router], aclose=aclose)
+
+
+def _create_router(
+    context: HubContext, login_routes: Mapping[str, Route], providers: Mapping[str, IdentityProvider]
+) -> APIRouter:
+    from schemas import SCHEMAS
+
+    settings = context.settings
+    signer = AssertionSigner.from_settings(settings)
+    limiter = RateLimiter()
+    logins = LoginSessions(context.engine)
+    router = APIRouter(tags=["identity"])
 
     def public_url(request: Request) -> str:
         return (settings.identity_public_url or str(request.base_url)).rstrip("/")
@@ -257,9 +161,11 @@ def create_identity_router(hub: Hub) -> APIRouter:
         route: Route, system: str, login_id: str, outcome: str, subject: str | None, detail: str | None
     ) -> None:
         try:
-            await audit.record(
-                request_id=login_id[:36], kind=route.type, route=route.name, system=system,
-                facts=AuditFacts(subject=subject), outcome=outcome, detail=detail,
+            await context.audit(
+                AuditRecord(
+                    kind=route.type, route=route.name, system=system, outcome=outcome, request_id=login_id[:36],
+                    subject=subject, detail=detail,
+                )
             )  # fmt: skip
         except StoreUnavailableError:
             log.exception("audit_write_failed", outcome=outcome)
@@ -271,12 +177,12 @@ def create_identity_router(hub: Hub) -> APIRouter:
             return _page(404, f"There is no login route '{route_name}'; check the link of the one-stop system.")
         params = request.query_params
         system_id, return_to, client_state = params.get("system", ""), params.get("return_to", ""), params.get("state")
-        system = hub.routes.systems.get(system_id)
+        system = context.system(system_id)
         if system is None or (route.sources is not None and system_id not in route.sources):
             return _page(403, f"System '{system_id}' may not use login route '{route_name}'.")
         if route.type not in system.allowed_types:
             return _page(403, f"System '{system_id}' may not use '{route.type}'; ask the hub's operators to allow it.")
-        if not return_to or not _return_allowed(return_to, route):
+        if not return_to or not return_allowed(return_to, route):
             return _page(
                 400,
                 f"The return address is not one the hub may send you back to for '{route_name}'. The hub's "
@@ -305,7 +211,7 @@ def create_identity_router(hub: Hub) -> APIRouter:
             await logins.start(
                 LoginSessionRow(
                     id=login.state, route=route.name, system=system_id, return_to=return_to,
-                    client_state=client_state, browser_hash=_sha256(browser_secret), nonce=login.nonce,
+                    client_state=client_state, browser_hash=sha256_hex(browser_secret), nonce=login.nonce,
                     code_verifier=login.code_verifier, created_at=now, expires_at=now + LOGIN_LIFETIME,
                 )
             )  # fmt: skip
@@ -313,7 +219,7 @@ def create_identity_router(hub: Hub) -> APIRouter:
             return _page(503, f"{exc} Try again in a moment.", retry_after=30)
         response = RedirectResponse(authorize, status_code=302)
         response.set_cookie(
-            _COOKIE_PREFIX + _sha256(login.state)[:16], browser_secret,
+            _COOKIE_PREFIX + sha256_hex(login.state)[:16], browser_secret,
             max_age=int(LOGIN_LIFETIME.total_seconds()), path="/v1/identity", httponly=True, samesite="lax",
             secure=settings.identity_secure_cookie,
         )  # fmt: skip
@@ -328,13 +234,13 @@ def create_identity_router(hub: Hub) -> APIRouter:
             row = await logins.get(login_id) if login_id else None
         except StoreUnavailableError as exc:
             return _page(503, f"{exc} Start the login again in a moment.", retry_after=30)
-        if row is None or _aware(row.expires_at) < datetime.now(UTC):
+        if row is None or aware(row.expires_at) < datetime.now(UTC):
             return _page(400, "This login is unknown or expired (a login must finish within 10 minutes); start again.")
         if row.completed_at is not None:
             return _page(400, "This login has already finished; start again from the one-stop system.")
-        cookie_name = _COOKIE_PREFIX + _sha256(login_id)[:16]
+        cookie_name = _COOKIE_PREFIX + sha256_hex(login_id)[:16]
         cookie = request.cookies.get(cookie_name, "")
-        if not secrets.compare_digest(_sha256(cookie), row.browser_hash):
+        if not secrets.compare_digest(sha256_hex(cookie), row.browser_hash):
             return _page(
                 400, "This login was started in another browser (or cookies are blocked); start it again here."
             )
@@ -396,30 +302,28 @@ def create_identity_router(hub: Hub) -> APIRouter:
                 detail=detail,
             )
         one_time_code = secrets.token_urlsafe(32)
-        if not await logins.finish(login_id, code_hash=_sha256(one_time_code), identity=identity):
+        if not await logins.finish(login_id, code_hash=sha256_hex(one_time_code), identity=identity):
             return _page(400, "This login has already finished; start again from the one-stop system.")
         log.info("login_verified", seconds=round(time.perf_counter() - started, 3), loa=loa)
         return await back("ok", {"code": one_time_code}, subject=subject)
 
     @router.post("/v1/identity/assertions")
     async def assertion(request: Request) -> Response:
-        system, refused = identify_system(keys, request)
-        if system is None:
-            return refused or problem(401, "Unauthorized.")
-        if signer is None:
-            return problem(404, "The hub has no login routes (mode: login); there is nothing to redeem.")
+        system = _calling_system(context, request)
+        if isinstance(system, JSONResponse):
+            return system
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("code"), str) or not body["code"]:
-            return problem(422, 'Send {"code": "<the code the browser brought back>"} as JSON.')
+            return _problem(422, 'Send {"code": "<the code the browser brought back>"} as JSON.')
         try:
             redeemed = await logins.redeem(body["code"], system.id)
         except StoreUnavailableError as exc:
-            return problem(503, f"{exc} Redeem the code again in a moment.", retry_after=5)
+            return _problem(503, f"{exc} Redeem the code again in a moment.", retry_after=5)
         if redeemed is None:
-            return problem(
+            return _problem(
                 400,
                 "The code is unknown, was already used, has expired (codes live 2 minutes) or belongs to another "
                 "system. Start the login again.",
@@ -436,8 +340,8 @@ def create_identity_router(hub: Hub) -> APIRouter:
             "iat": now,
             "nbf": now,
             "exp": now + int(ttl),
-            "jti": _sha256(row.id)[:32],
-            "auth_time": int(_aware(row.completed_at or row.created_at).timestamp()),
+            "jti": sha256_hex(row.id)[:32],
+            "auth_time": int(aware(row.completed_at or row.created_at).timestamp()),
             "route": row.route,
             "idp": identity.get("provider"),
             "idp_sub": identity.get("sub"),
@@ -459,7 +363,6 @@ def create_identity_router(hub: Hub) -> APIRouter:
 
     @router.get("/v1/identity/jwks.json")
     async def jwks() -> JSONResponse:
-        keys_json = signer.jwks() if signer is not None else {"keys": []}
-        return JSONResponse(keys_json, headers={"Cache-Control": "public, max-age=300"})
+        return JSONResponse(signer.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     return router
