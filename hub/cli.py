@@ -143,7 +143,7 @@ def run(
     settings = HubSettings(**overrides)
     demo_run = None
     if demo:
-        from hub.demo import prepare_demo
+        from hub.demo import DemoUnavailableError, prepare_demo
 
         configure_logging(settings.log_level, settings.log_format)
         try:
@@ -155,6 +155,9 @@ def run(
                 start_broker=start_broker,
                 broker_wait=broker_wait,
             )
+        except DemoUnavailableError as exc:
+            _fail(str(exc), 2)
+            raise
         except BrokerUnavailableError as exc:
             _fail(str(exc), 3)
             raise

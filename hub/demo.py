@@ -1,9 +1,9 @@
 """Demo mode of ``hub run --demo``: every mock government system, and a one-stop system sending dossiers.
 
-The mocks listen on consecutive ports from ``--mock-port-base`` (default 8080): the national portal
-on +1, the population database +2, the payment platform +3, the one-stop system's receiving side +4,
-VNPost +5 and VNeID +6. The demo points the shipped route files at them through the environment
-variables those files read.
+The mocks are not the core's: they come from the entry point of the group ``hub.demo`` (the ``mocks``
+package ships one, ``mocks.demo:demo_runner``), which says which mocks listen on which ports after
+``--mock-port-base`` (default 8080) and serves them. The demo points the shipped route files at them
+through the environment variables those files read. A hub installed without them says so and exits 2.
 
 Each run starts clean and says how to reach it:
 - a fresh store, ``var/demo/hub.db``; the previous run's is moved to ``var/demo/previous/`` (the newest
@@ -28,38 +28,42 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import aio_pika
 import httpx
 import orjson
-import uvicorn
-from starlette.types import ASGIApp
 
 from hub.broker import Topology
 from hub.console._auth import hash_password
-from hub.errors import BrokerUnavailableError
+from hub.errors import BrokerUnavailableError, HubError
 from hub.routing import RouteTable
 from hub.settings import HubSettings, environment
 
 __all__ = [
     "DEFAULT_MOCK_PORT_BASE",
+    "DEMO_ENTRY_POINT_GROUP",
     "DEMO_NAMESPACE",
     "DemoMock",
+    "DemoMocks",
     "DemoRun",
+    "DemoUnavailableError",
     "delete_demo_queues",
-    "demo_mocks",
     "ensure_broker",
+    "load_demo_mocks",
     "prepare_demo",
 ]
 
 DEFAULT_MOCK_PORT_BASE = 8080
+#: The entry-point group where the demo's mock systems are found.
+DEMO_ENTRY_POINT_GROUP = "hub.demo"
 DEMO_NAMESPACE = "demo"
 DEMO_DIR = Path("var/demo")
 DEMO_ENV_FILE = Path("var/demo.env")
@@ -71,51 +75,66 @@ _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 MockRunner = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
-@dataclass(frozen=True, slots=True)
-class DemoMock:
-    name: str
-    port: int
-    env: str  # the variable the route file reads
-    path: str = ""  # appended to the mock's base URL in that variable
-    look: str = "/healthz"  # where a person looks at it
+class DemoUnavailableError(HubError):
+    """No mock systems are installed for the demo (no entry point in the group ``hub.demo``)."""
+
+
+class DemoMock(Protocol):
+    """One mock system, as the demo shows it and points the route files at it."""
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def env(self) -> str:
+        """The variable the route file reads for the mock's address."""
+
+    @property
+    def path(self) -> str:
+        """Appended to ``url`` in that variable."""
+
+    @property
+    def look(self) -> str:
+        """Where a person looks at the mock (a path after ``url``)."""
 
 
-def demo_mocks(base: int) -> list[DemoMock]:
-    return [
-        DemoMock("national portal", base + 1, "HUB_NATIONAL_PORTAL_URL", look="/_mock/calls"),
-        DemoMock("population database", base + 2, "HUB_POPULATION_URL", path="/dancu", look="/dancu?wsdl"),
-        DemoMock("payment platform", base + 3, "HUB_PAYMENT_URL", look="/_mock/payments"),
-        DemoMock(
-            "one-stop system (receiving)", base + 4, "HUB_ONESTOP_URL", path="/lgsp/messages", look="/_mock/received"
-        ),
-        DemoMock("VNPost", base + 5, "HUB_VNPOST_URL", look="/_mock/orders"),
-        DemoMock("VNeID", base + 6, "HUB_VNEID_ISSUER", look="/.well-known/openid-configuration"),
-    ]
+class DemoMocks(Protocol):
+    """What the ``hub.demo`` entry point gives: the mock systems and how to serve them."""
+
+    def mocks(self, port_base: int) -> Sequence[DemoMock]:
+        """The mocks, listening on ports after ``port_base``."""
+
+    async def run(
+        self,
+        *,
+        port_base: int,
+        hub_url: str,
+        key: str,
+        dossiers: int,
+        rate: float,
+        environ: Mapping[str, str],
+        stop: asyncio.Event,
+        started: Callable[[], Awaitable[None]],
+        echo: Callable[[str], None],
+    ) -> None:
+        """Serve the mocks until ``stop`` is set and send ``dossiers`` (0: without end) at ``rate`` per
+        second to the hub with ``key``; await ``started`` once they serve; ``echo`` what is sent."""
 
 
-def _mock_app(mock: DemoMock, hub_url: str) -> ASGIApp:
-    from mocks.national_portal.app import create_app as national_portal
-    from mocks.onestop.receiver import create_receiver_app
-    from mocks.payment.app import create_app as payment
-    from mocks.population.app import create_app as population
-    from mocks.vneid.app import create_app as vneid
-    from mocks.vnpost.app import create_app as vnpost
-
-    factories: dict[str, Callable[[], ASGIApp]] = {
-        "national portal": national_portal,
-        "population database": population,
-        "payment platform": lambda: payment(callback_url=f"{hub_url}/v1/callbacks/payment"),
-        "one-stop system (receiving)": lambda: create_receiver_app(
-            api_key=environment().get("HUB_ONESTOP_API_KEY", "sample-onestop-key")
-        ),
-        "VNPost": lambda: vnpost(callback_url=f"{hub_url}/v1/callbacks/vnpost"),
-        "VNeID": lambda: vneid(issuer=mock.url),
-    }
-    return factories[mock.name]()
+def load_demo_mocks() -> DemoMocks:
+    """The mock systems installed for the demo (the first entry point of ``hub.demo`` by name)."""
+    found = sorted(entry_points(group=DEMO_ENTRY_POINT_GROUP), key=lambda point: point.name)
+    if not found:
+        raise DemoUnavailableError(
+            "`hub run --demo` needs the mock government systems, and none is installed here (nothing in the "
+            f"entry-point group {DEMO_ENTRY_POINT_GROUP}): install the hub from its source with `make install` "
+            "(or `pip install -e .`), which brings the mocks, or run the hub without --demo.\n"
+            "Bản demo cần các hệ thống giả lập nhưng chúng chưa được cài: cài hub từ mã nguồn bằng `make install`, "
+            "hoặc chạy hub không có --demo."
+        )
+    loaded: DemoMocks = found[0].load()
+    return loaded
 
 
 # ---------------------------------------------------------------------------- the broker
@@ -244,6 +263,7 @@ class DemoRun:
     owns_namespace: bool
     notes: list[str] = field(default_factory=list)
     runner: MockRunner | None = None
+    mocks: Sequence[DemoMock] = ()
     #: The dossier of the curl printed for the person: a counter no generated dossier has (9xxx).
     manual_code: str = field(
         default_factory=lambda: (
@@ -333,7 +353,9 @@ def prepare_demo(
     broker_wait: float = 60.0,
 ) -> DemoRun:
     """Check the broker, give the run its store, namespace, key and console account, and point the
-    route files at the mocks. Raises BrokerUnavailableError (with what to do) before changing anything."""
+    route files at the mocks. Raises DemoUnavailableError when no mocks are installed, and
+    BrokerUnavailableError (with what to do), before changing anything."""
+    systems = load_demo_mocks()
     notes = ensure_broker(settings.broker_url, start=start_broker, wait=broker_wait)
     explicit = settings.model_fields_set
     demo_store = (DEMO_DIR / "hub.db").resolve()
@@ -355,7 +377,7 @@ def prepare_demo(
     }
     key = environment().get("HUB_SYSTEM_KEY_ONESTOP") or "demo-" + secrets.token_urlsafe(24)
     os.environ["HUB_SYSTEM_KEY_ONESTOP"] = key
-    mocks = demo_mocks(mock_port_base)
+    mocks = systems.mocks(mock_port_base)
     for mock in mocks:
         os.environ[mock.env] = mock.url + mock.path
     run = DemoRun(
@@ -364,8 +386,9 @@ def prepare_demo(
         console_password=password,
         owns_namespace=namespace == DEMO_NAMESPACE or namespace.startswith(f"{DEMO_NAMESPACE}-"),
         notes=notes,
+        mocks=mocks,
     )
-    run.runner = _mock_runner(run, mocks, dossiers=dossiers, rate=rate)
+    run.runner = _mock_runner(run, systems, port_base=mock_port_base, dossiers=dossiers, rate=rate)
     DEMO_ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
     DEMO_ENV_FILE.touch(mode=0o600)
     DEMO_ENV_FILE.chmod(0o600)  # it holds the run's key and console password
@@ -373,59 +396,28 @@ def prepare_demo(
     return run
 
 
-def _mock_runner(run: DemoRun, mocks: list[DemoMock], *, dossiers: int, rate: float) -> MockRunner:
-    hub_url = run.hub_url
+def _mock_runner(run: DemoRun, systems: DemoMocks, *, port_base: int, dossiers: int, rate: float) -> MockRunner:
+    async def started() -> None:
+        await _wait_ready(f"{run.hub_url}/readyz")
+        _say(_welcome(run, run.mocks))
 
     async def run_mocks(stop: asyncio.Event) -> None:
-        from mocks.onestop.sender import send_lifecycles
-
-        servers = [
-            _QuietServer(
-                uvicorn.Config(
-                    _mock_app(mock, hub_url), host="127.0.0.1", port=mock.port, log_config=None, access_log=False
-                )
-            )
-            for mock in mocks
-        ]
-        serving = [asyncio.create_task(server.serve()) for server in servers]
-        await _wait_ready(f"{hub_url}/readyz")
-        _say(_welcome(run, mocks))
-        sender = asyncio.create_task(
-            send_lifecycles(
-                hub_url,
-                run.key,
-                dossiers=dossiers or 1_000_000,
-                rate=rate,
-                seed=secrets.randbelow(10_000),
-                echo=lambda line: _say(f"one-stop -> hub: {line}"),
-            )
+        await systems.run(
+            port_base=port_base,
+            hub_url=run.hub_url,
+            key=run.key,
+            dossiers=dossiers,
+            rate=rate,
+            environ=environment(),
+            stop=stop,
+            started=started,
+            echo=_say,
         )
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait([sender, stopper], return_when=asyncio.FIRST_COMPLETED)
-        if sender.done() and not stop.is_set():
-            _say(f"The mock one-stop system finished: {sender.result().summary()}. Ctrl-C stops the hub.")
-            await stop.wait()
-        sender.cancel()
-        stopper.cancel()
-        for server in servers:
-            server.should_exit = True
-        for task in serving:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     return run_mocks
 
 
-class _QuietServer(uvicorn.Server):
-    """A mock's server without uvicorn's SIGINT/SIGTERM handlers: the hub's stop them all (uvicorn's
-    would re-raise a Ctrl-C when each server ends, which the hub would take for a second Ctrl-C)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _welcome(run: DemoRun, mocks: list[DemoMock]) -> str:
+def _welcome(run: DemoRun, mocks: Sequence[DemoMock]) -> str:
     lines = "\n".join(f"  Mock {mock.name + ':':30} {mock.url}{mock.look}" for mock in mocks)
     notes = "".join(f"  {note}\n" for note in run.notes)
     return (
