@@ -357,9 +357,9 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
     from hub.requests import create_request_router
 
     app.include_router(create_request_router(hub))  # request-reply routes (docs/request-reply.md)
-    from hub.console import create_console_router
+    from hub.console import include_console
 
-    app.include_router(create_console_router(hub))  # ops console under /console (docs/console.md)
+    include_console(app, hub)  # ops console under /console (docs/console.md)
     from hub.callbacks import create_partner_router
 
     app.include_router(create_partner_router(hub))  # payment + VNPost callbacks (docs/payments-and-post.md)

@@ -4,6 +4,6 @@ Overview of systems, targets and routes; a dossier's timeline; dead letters with
 discard; logins with roles (viewer, operator), local accounts or an OIDC provider.
 """
 
-from hub.console._router import create_console_router
+from hub.console._router import include_console, router
 
-__all__ = ["create_console_router"]
+__all__ = ["include_console", "router"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import orjson
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from hub.errors import ConfigurationError
 from hub.settings import HubSettings
@@ -130,7 +130,6 @@ class Session:
     user: str
     role: Role
     csrf: str  # sent back with every form and htmx request that changes something
-    expires: float  # Unix time
     method: str  # "local" or "oidc"
 
     @property
@@ -140,48 +139,41 @@ class Session:
 
 
 class SessionCodec:
-    """Signs and reads the console cookie (HMAC-SHA256 over a small JSON document)."""
+    """Signs and reads the console's cookies: a small JSON document, timestamped and signed (HMAC-SHA256).
 
-    def __init__(self, secret: bytes, *, max_age_seconds: float) -> None:
-        self._secret = secret
+    A cookie older than ``max_age_seconds``, altered, signed with another key or for another
+    ``purpose``, or not even text reads as None: the visitor is simply not logged in.
+    """
+
+    def __init__(self, secret: bytes, *, max_age_seconds: int, purpose: str = "hub-console-session") -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt=purpose, signer_kwargs={"digest_method": hashlib.sha256})
         self.max_age_seconds = max_age_seconds
 
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._secret, payload.encode("ascii"), hashlib.sha256).digest())
-
     def dumps(self, data: dict[str, Any]) -> str:
-        payload = _b64(orjson.dumps(data))
-        return f"{payload}.{self._sign(payload)}"
+        return self._serializer.dumps(data)
 
     def loads(self, value: str | None) -> dict[str, Any] | None:
         """The signed data, or None when the value is missing, altered or expired."""
-        if not value or "." not in value:
-            return None
-        payload, _, signature = value.rpartition(".")
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not value:
             return None
         try:
-            data = orjson.loads(_unb64(payload))
-        except (ValueError, orjson.JSONDecodeError):
+            data = self._serializer.loads(value, max_age=self.max_age_seconds)
+        except BadData:
             return None
-        if not isinstance(data, dict) or float(data.get("exp", 0)) < time.time():
-            return None
-        return data
+        return data if isinstance(data, dict) else None
 
     def new_session(self, user: str, role: Role, method: str) -> Session:
-        return Session(user, role, secrets.token_urlsafe(24), time.time() + self.max_age_seconds, method)
+        return Session(user, role, secrets.token_urlsafe(24), method)
 
     def encode_session(self, session: Session) -> str:
-        return self.dumps(
-            {"u": session.user, "r": session.role.value, "c": session.csrf, "exp": session.expires, "m": session.method}
-        )
+        return self.dumps({"u": session.user, "r": session.role.value, "c": session.csrf, "m": session.method})
 
     def decode_session(self, value: str | None) -> Session | None:
         data = self.loads(value)
         if data is None:
             return None
         try:
-            return Session(str(data["u"]), Role(data["r"]), str(data["c"]), float(data["exp"]), str(data["m"]))
+            return Session(str(data["u"]), Role(data["r"]), str(data["c"]), str(data["m"]))
         except (KeyError, ValueError):
             return None
 

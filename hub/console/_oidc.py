@@ -4,23 +4,44 @@ Works with any provider that publishes ``/.well-known/openid-configuration`` (VN
 national portal's SSO, Keycloak). The ID token is verified against the provider's JWKS
 (signature, issuer, audience, expiry, nonce). Who may log in, and with which role, is
 decided by the hub's settings (``HUB_CONSOLE_OIDC_ROLES``), never by the provider alone.
+
+The protocol is Authlib's: the authorization request, PKCE, the token request with the
+client's authentication, and the ID token's claims rules. The signature is checked with
+joserfc, the JOSE library Authlib itself verifies ID tokens with. The HTTP calls go
+through the hub's httpx client so that every failure becomes a sentence for the official.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, cast
 
 import httpx
-import jwt
+from authlib.common.security import generate_token
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import ClaimError, ExpiredTokenError, InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry, extract_compact
 
 __all__ = ["OidcLoginError", "OidcProvider", "PkceChallenge"]
 
+#: Signatures with the provider's published public keys only (never a shared secret).
 _ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+_LEEWAY_SECONDS = 60
+#: What a refused claim means, for the sentence the official reads.
+_CLAIMS = {
+    "aud": "it is meant for another client (audience); check HUB_CONSOLE_OIDC_CLIENT_ID",
+    "azp": "it was issued to another client (authorized party); check HUB_CONSOLE_OIDC_CLIENT_ID",
+    "iss": "another issuer signed it; check HUB_CONSOLE_OIDC_ISSUER",
+    "exp": "it has expired; check the clocks of the hub and the provider",
+    "iat": "its issue time is wrong; check the clocks of the hub and the provider",
+    "nbf": "it is not valid yet; check the clocks of the hub and the provider",
+    "at_hash": "it does not belong to the access token sent with it",
+}
 
 
 class OidcLoginError(Exception):
@@ -29,18 +50,19 @@ class OidcLoginError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PkceChallenge:
+    """What one login keeps between the redirect to the provider and the callback."""
+
     state: str
     nonce: str
     verifier: str
 
     @classmethod
     def create(cls) -> PkceChallenge:
-        return cls(secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48))
+        return cls(generate_token(32), generate_token(32), generate_token(64))
 
     @property
     def challenge(self) -> str:
-        digest = hashlib.sha256(self.verifier.encode("ascii")).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        return cast(str, create_s256_code_challenge(self.verifier))
 
 
 class OidcProvider:
@@ -60,6 +82,8 @@ class OidcProvider:
         self.client_secret = client_secret
         self.scopes = scopes
         self.timeout = timeout
+        # A confidential client authenticates with HTTP Basic; a public one sends its id and PKCE alone.
+        self._client_auth = ClientAuth(client_id, client_secret, "client_secret_basic" if client_secret else "none")
         self._metadata: dict[str, Any] | None = None
         self._jwks: dict[str, Any] | None = None
 
@@ -97,39 +121,53 @@ class OidcProvider:
 
     async def authorization_url(self, client: httpx.AsyncClient, redirect_uri: str, pkce: PkceChallenge) -> str:
         endpoint = str((await self.metadata(client))["authorization_endpoint"])
-        query = urlencode(
-            {
-                "response_type": "code",
-                "client_id": self.client_id,
-                "redirect_uri": redirect_uri,
-                "scope": self.scopes,
-                "state": pkce.state,
-                "nonce": pkce.nonce,
-                "code_challenge": pkce.challenge,
-                "code_challenge_method": "S256",
-            }
+        return cast(
+            str,
+            prepare_grant_uri(
+                endpoint,
+                client_id=self.client_id,
+                response_type="code",
+                redirect_uri=redirect_uri,
+                scope=self.scopes,
+                state=pkce.state,
+                nonce=pkce.nonce,
+                code_challenge=pkce.challenge,
+                code_challenge_method="S256",
+            ),
         )
-        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
     async def login(
         self, client: httpx.AsyncClient, *, code: str, redirect_uri: str, pkce: PkceChallenge
     ) -> dict[str, Any]:
         """Exchange the code for tokens and return the verified claims (ID token + userinfo)."""
         metadata = await self.metadata(client)
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "client_id": self.client_id,
-            "code_verifier": pkce.verifier,
-        }
-        endpoint = str(metadata["token_endpoint"])
+        tokens = await self._exchange(client, str(metadata["token_endpoint"]), code, redirect_uri, pkce)
+        id_token = tokens.get("id_token")
+        if not isinstance(id_token, str):
+            raise OidcLoginError("The login provider sent no ID token; ask for the 'openid' scope.")
+        access_token = tokens.get("access_token")
+        claims = await self._verify(
+            client, id_token, pkce.nonce, access_token if isinstance(access_token, str) else None
+        )
+        userinfo_endpoint = metadata.get("userinfo_endpoint")
+        if userinfo_endpoint and isinstance(access_token, str):
+            userinfo = await self._get_json(
+                client, str(userinfo_endpoint), "user information", headers={"Authorization": f"Bearer {access_token}"}
+            )
+            if userinfo.get("sub") == claims.get("sub"):
+                claims = {**userinfo, **claims}
+        return claims
+
+    async def _exchange(
+        self, client: httpx.AsyncClient, endpoint: str, code: str, redirect_uri: str, pkce: PkceChallenge
+    ) -> dict[str, Any]:
+        body = prepare_token_request(
+            "authorization_code", code=code, redirect_uri=redirect_uri, code_verifier=pkce.verifier
+        )
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        endpoint, headers, body = self._client_auth.prepare("POST", endpoint, headers, body)
         try:
-            if self.client_secret:  # confidential client: client_secret_basic
-                auth = httpx.BasicAuth(self.client_id, self.client_secret)
-                response = await client.post(endpoint, data=form, auth=auth)
-            else:  # public client: PKCE alone
-                response = await client.post(endpoint, data=form)
+            response = await client.post(endpoint, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise OidcLoginError(
                 f"The login provider's token endpoint could not be reached ({type(exc).__name__}); try again."
@@ -143,53 +181,69 @@ class OidcProvider:
             tokens = response.json()
         except ValueError as exc:
             raise OidcLoginError("The login provider's token endpoint did not answer JSON; try again.") from exc
-        id_token = tokens.get("id_token") if isinstance(tokens, dict) else None
-        if not isinstance(id_token, str):
-            raise OidcLoginError("The login provider sent no ID token; ask for the 'openid' scope.")
-        claims = await self._verify(client, id_token, pkce.nonce)
-        userinfo_endpoint = metadata.get("userinfo_endpoint")
-        access_token = tokens.get("access_token")
-        if userinfo_endpoint and isinstance(access_token, str):
-            userinfo = await self._get_json(
-                client, str(userinfo_endpoint), "user information", headers={"Authorization": f"Bearer {access_token}"}
-            )
-            if userinfo.get("sub") == claims.get("sub"):
-                claims = {**userinfo, **claims}
-        return claims
+        if not isinstance(tokens, dict):
+            raise OidcLoginError("The login provider's token endpoint did not answer a JSON object; try again.")
+        return tokens
 
-    async def _signing_key(self, client: httpx.AsyncClient, kid: str | None) -> jwt.PyJWK:
-        for refresh in (False, True):
-            if self._jwks is None or refresh:
-                metadata = await self.metadata(client)
-                self._jwks = await self._get_json(client, str(metadata["jwks_uri"]), "signing keys")
+    async def _keys(self, client: httpx.AsyncClient, *, refresh: bool) -> KeySet:
+        if self._jwks is None or refresh:
+            metadata = await self.metadata(client)
+            self._jwks = await self._get_json(client, str(metadata["jwks_uri"]), "signing keys")
+        try:
+            return KeySet.import_key_set(self._jwks)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise OidcLoginError(f"The login provider's signing keys cannot be read ({exc}).") from exc
+
+    async def _verify(
+        self, client: httpx.AsyncClient, id_token: str, nonce: str, access_token: str | None
+    ) -> dict[str, Any]:
+        registry = JWSRegistry(algorithms=_ALGORITHMS, strict_check_header=False)
+        token: jwt.Token | None = None
+        for refresh in (False, True):  # a key the provider rotated in since the keys were fetched
+            keys = await self._keys(client, refresh=refresh)
             try:
-                keys = jwt.PyJWKSet.from_dict(self._jwks).keys
-            except jwt.PyJWTError as exc:
-                raise OidcLoginError(f"The login provider's signing keys cannot be read ({exc}).") from exc
-            for key in keys:
-                if kid is None or key.key_id == kid:
-                    return key
-        raise OidcLoginError(f"The ID token is signed with key {kid!r}, which the login provider does not publish.")
-
-    async def _verify(self, client: httpx.AsyncClient, id_token: str, nonce: str) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(id_token)
-        except jwt.PyJWTError as exc:
-            raise OidcLoginError(f"The ID token from the login provider is not a JWT ({exc}).") from exc
-        key = await self._signing_key(client, header.get("kid"))
+                token = jwt.decode(id_token, keys, registry=registry)
+                break
+            except InvalidKeyIdError:
+                continue
+            except JoseError as exc:
+                raise OidcLoginError(f"The ID token from the login provider was refused: {_reason(exc)}.") from exc
+            except ValueError as exc:
+                raise OidcLoginError(f"The ID token from the login provider is not a JWT ({exc}).") from exc
+        if token is None:
+            kid = _unverified_kid(id_token)
+            raise OidcLoginError(f"The ID token is signed with key {kid!r}, which the login provider does not publish.")
         issuer = str((await self.metadata(client))["issuer"])
+        claims = CodeIDToken(
+            token.claims,
+            token.header,
+            {"iss": {"essential": True, "value": issuer}, "aud": {"essential": True, "value": self.client_id}},
+            {"nonce": nonce, "client_id": self.client_id, "access_token": access_token},
+        )
         try:
-            claims: dict[str, Any] = jwt.decode(
-                id_token,
-                key=key,
-                algorithms=_ALGORITHMS,
-                audience=self.client_id,
-                issuer=issuer,
-                leeway=60,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise OidcLoginError(f"The ID token from the login provider was refused: {exc}.") from exc
-        if claims.get("nonce") != nonce:
-            raise OidcLoginError("The ID token does not answer this login (nonce differs); start the login again.")
-        return claims
+            claims.validate(leeway=_LEEWAY_SECONDS)
+        except ClaimError as exc:
+            if exc.claim == "nonce":
+                raise OidcLoginError(
+                    "The ID token does not answer this login (nonce differs); start the login again."
+                ) from exc
+            raise OidcLoginError(f"The ID token from the login provider was refused: {_reason(exc)}.") from exc
+        return dict(token.claims)
+
+
+def _reason(exc: JoseError) -> str:
+    if isinstance(exc, ExpiredTokenError):
+        return _CLAIMS["exp"]
+    if isinstance(exc, ClaimError):
+        return _CLAIMS.get(exc.claim, exc.description or f"claim {exc.claim!r}")
+    return exc.description or exc.error
+
+
+def _unverified_kid(id_token: str) -> str | None:
+    """The key id the token names (for the error sentence only; nothing is trusted from it)."""
+    try:
+        header = extract_compact(id_token.encode()).headers()
+    except (JoseError, ValueError):
+        return None
+    kid = header.get("kid")
+    return kid if isinstance(kid, str) else None

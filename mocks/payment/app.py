@@ -43,7 +43,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mocks._controls import CountedKnobs, add_call_log, add_counted_knobs, add_health, add_state_reset
 from mocks.payment._signature import is_signed, signature
 
 __all__ = ["DEFAULT_PARTNER_CODE", "DEFAULT_SECRET", "create_app"]
@@ -88,7 +87,7 @@ class FaultSettings(BaseModel):
 
 
 @dataclass
-class Faults(CountedKnobs):
+class Faults:
     lose_next: int = 0
     duplicate_next: int = 0
     copies: int = 2
@@ -103,6 +102,18 @@ class Faults(CountedKnobs):
     bad_reply_next: int = 0
     bad_answer_signature_next: int = 0
     latency_ms: int = 0
+
+    def apply(self, settings: FaultSettings) -> None:
+        for name, value in settings.model_dump(exclude_none=True).items():
+            setattr(self, name, value)
+
+    def take(self, name: str) -> bool:
+        """Use one unit of a ``*_next`` knob; True when there was one."""
+        left = getattr(self, name)
+        if left > 0:
+            setattr(self, name, left - 1)
+            return True
+        return False
 
 
 @dataclass
@@ -154,7 +165,7 @@ class PlatformState:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def reset(self) -> None:
-        self.faults.reset()
+        self.faults = Faults()
         self.payments.clear()
         self.by_token.clear()
         self.callbacks.clear()
@@ -416,7 +427,9 @@ def create_app(
 
     # ------------------------------------------------------------------ test controls
 
-    add_health(app)
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
     @app.post("/_mock/config")
     async def configure(request: Request) -> dict[str, Any]:
@@ -425,7 +438,19 @@ def create_app(
             state.callback_url = body["callback_url"]
         return {"callback_url": state.callback_url, "partner_code": state.partner_code}
 
-    add_counted_knobs(app, state.faults, FaultSettings)
+    @app.get("/_mock/faults")
+    async def get_faults() -> dict[str, Any]:
+        return state.faults.__dict__.copy()
+
+    @app.post("/_mock/faults")
+    async def set_faults(settings: FaultSettings) -> dict[str, Any]:
+        state.faults.apply(settings)
+        return state.faults.__dict__.copy()
+
+    @app.delete("/_mock/faults")
+    async def clear_faults() -> dict[str, Any]:
+        state.faults = Faults()
+        return state.faults.__dict__.copy()
 
     @app.get("/_mock/payments")
     async def list_payments() -> list[dict[str, Any]]:
@@ -464,6 +489,13 @@ def create_app(
     async def list_callbacks() -> list[dict[str, Any]]:
         return list(state.callbacks)
 
-    add_call_log(app, calls=lambda: list(state.api_calls))
-    add_state_reset(app, state.reset)
+    @app.get("/_mock/calls")
+    async def list_calls() -> list[dict[str, Any]]:
+        return list(state.api_calls)
+
+    @app.delete("/_mock/state")
+    async def reset() -> dict[str, str]:
+        state.reset()
+        return {"status": "reset"}
+
     return app

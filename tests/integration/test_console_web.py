@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from hub.bootstrap import build_hub
-from hub.console import create_console_router
+from hub.console import include_console
 from hub.settings import HubSettings
 from tests.support.console import (
     ADMIN_PASSWORD,
@@ -325,7 +325,7 @@ async def test_without_any_account_the_login_page_says_how_to_set_one(routes_dir
         )
     )
     app = FastAPI()
-    app.include_router(create_console_router(hub))
+    include_console(app, hub)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
             login = await client.get("/console/login", params={"lang": "en"})

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Form, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 
 @dataclass
@@ -35,10 +35,9 @@ class ProviderState:
 
 def create_provider_app(state: ProviderState) -> tuple[FastAPI, dict[str, str]]:
     """The provider's app and a dict that receives its ``issuer`` once the server has a URL."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    forged = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    public_jwk.update(kid="test-key-1", use="sig", alg="RS256")
+    key = RSAKey.generate_key(2048, parameters={"kid": "test-key-1", "use": "sig", "alg": "RS256"})
+    forged = RSAKey.generate_key(2048)
+    public_jwk = key.as_dict(private=False)
     where: dict[str, str] = {}
     app = FastAPI()
 
@@ -100,7 +99,7 @@ def create_provider_app(state: ProviderState) -> tuple[FastAPI, dict[str, str]]:
             "nonce": grant["nonce"],
         }
         signer = forged if state.sign_with_unpublished_key else key
-        id_token = jwt.encode(claims, signer, algorithm="RS256", headers={"kid": "test-key-1"})
+        id_token = jwt.encode({"alg": "RS256", "kid": "test-key-1"}, claims, signer)
         access_token = secrets.token_urlsafe(16)
         state.tokens[access_token] = user
         return JSONResponse({"access_token": access_token, "token_type": "Bearer", "id_token": id_token})
