@@ -36,6 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mocks._controls import add_call_log, add_fault_knobs, add_health
 from mocks.national_portal._state import CallRecord, FaultSettings, PortalState
 from mocks.national_portal._wire import ProgressStep, SyncedDossier
 
@@ -384,39 +385,34 @@ def create_app(
             }
         return _reply(0, "Thành công", data=public)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_health(app)
 
-    @app.get("/_mock/faults")
-    async def get_faults() -> dict[str, Any]:
+    async def show_faults() -> dict[str, Any]:
         async with state.lock:
             return {**state.faults.as_dict(), "tokens_active": len(state.tokens)}
 
-    @app.post("/_mock/faults")
-    async def set_faults(settings: FaultSettings) -> dict[str, Any]:
+    async def change_faults(settings: FaultSettings) -> dict[str, Any]:
         async with state.lock:
             state.faults.apply(settings)
             if settings.expire_tokens:
                 state.tokens.clear()
             return {**state.faults.as_dict(), "tokens_active": len(state.tokens)}
 
-    @app.delete("/_mock/faults")
     async def clear_faults() -> dict[str, Any]:
         async with state.lock:
             state.reset_faults()
             return state.faults.as_dict()
 
-    @app.get("/_mock/calls")
-    async def list_calls() -> list[dict[str, Any]]:
+    async def calls() -> list[dict[str, Any]]:
         async with state.lock:
             return [call.as_dict() for call in state.calls]
 
-    @app.delete("/_mock/calls")
-    async def reset_calls() -> dict[str, str]:
+    async def forget_calls_and_dossiers() -> None:
         async with state.lock:
             state.reset_calls_and_dossiers()
-        return {"status": "reset"}
+
+    add_fault_knobs(app, show=show_faults, change=change_faults, clear=clear_faults, settings=FaultSettings)
+    add_call_log(app, calls=calls, forget=forget_calls_and_dossiers)
 
     @app.get("/_mock/dossiers/{code}")
     async def get_dossier(code: str) -> Response:

@@ -27,6 +27,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mocks._controls import CountedKnobs, add_counted_knobs, add_health
+
 __all__ = ["create_receiver_app"]
 
 
@@ -41,7 +43,7 @@ class ReceiverFaults(BaseModel):
 
 
 @dataclass
-class _Knobs:
+class _Knobs(CountedKnobs):
     fail_next: int = 0
     status: int = 503
     retry_after: int | None = None
@@ -72,12 +74,10 @@ def create_receiver_app(api_key: str | None = None) -> FastAPI:
         knobs = state.knobs
         if knobs.latency_ms:
             await asyncio.sleep(knobs.latency_ms / 1000)
-        if knobs.fail_next > 0:
-            knobs.fail_next -= 1
+        if knobs.take("fail_next"):
             headers = {"Retry-After": str(knobs.retry_after)} if knobs.retry_after is not None else None
             return JSONResponse({"detail": "Hệ thống một cửa tạm thời gián đoạn"}, knobs.status, headers=headers)
-        if knobs.reject_next > 0:
-            knobs.reject_next -= 1
+        if knobs.take("reject_next"):
             return JSONResponse({"detail": "Bản tin bị từ chối (giả lập)"}, status_code=422)
         try:
             body = json.loads(await request.body())
@@ -98,9 +98,7 @@ def create_receiver_app(api_key: str | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "duplicate" if duplicate else "received"})
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_health(app)
 
     @app.get("/_mock/received")
     async def received(type: str | None = None, dossier: str | None = None) -> list[dict[str, Any]]:
@@ -117,21 +115,7 @@ def create_receiver_app(api_key: str | None = None) -> FastAPI:
             state.ids.clear()
         return {"status": "reset"}
 
-    @app.get("/_mock/faults")
-    async def get_faults() -> dict[str, Any]:
-        return state.knobs.__dict__.copy()
-
-    @app.post("/_mock/faults")
-    async def set_faults(settings: ReceiverFaults) -> dict[str, Any]:
-        for name, value in settings.model_dump(exclude_none=True).items():
-            setattr(state.knobs, name, value)
-        return state.knobs.__dict__.copy()
-
-    @app.delete("/_mock/faults")
-    async def clear_faults() -> dict[str, Any]:
-        state.knobs = _Knobs()
-        return state.knobs.__dict__.copy()
-
+    add_counted_knobs(app, state.knobs, ReceiverFaults)
     return app
 
 

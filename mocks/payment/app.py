@@ -43,6 +43,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mocks._controls import CountedKnobs, add_call_log, add_counted_knobs, add_health, add_state_reset
 from mocks.payment._signature import is_signed, signature
 
 __all__ = ["DEFAULT_PARTNER_CODE", "DEFAULT_SECRET", "create_app"]
@@ -87,7 +88,7 @@ class FaultSettings(BaseModel):
 
 
 @dataclass
-class Faults:
+class Faults(CountedKnobs):
     lose_next: int = 0
     duplicate_next: int = 0
     copies: int = 2
@@ -102,18 +103,6 @@ class Faults:
     bad_reply_next: int = 0
     bad_answer_signature_next: int = 0
     latency_ms: int = 0
-
-    def apply(self, settings: FaultSettings) -> None:
-        for name, value in settings.model_dump(exclude_none=True).items():
-            setattr(self, name, value)
-
-    def take(self, name: str) -> bool:
-        """Use one unit of a ``*_next`` knob; True when there was one."""
-        left = getattr(self, name)
-        if left > 0:
-            setattr(self, name, left - 1)
-            return True
-        return False
 
 
 @dataclass
@@ -165,7 +154,7 @@ class PlatformState:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def reset(self) -> None:
-        self.faults = Faults()
+        self.faults.reset()
         self.payments.clear()
         self.by_token.clear()
         self.callbacks.clear()
@@ -427,9 +416,7 @@ def create_app(
 
     # ------------------------------------------------------------------ test controls
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_health(app)
 
     @app.post("/_mock/config")
     async def configure(request: Request) -> dict[str, Any]:
@@ -438,19 +425,7 @@ def create_app(
             state.callback_url = body["callback_url"]
         return {"callback_url": state.callback_url, "partner_code": state.partner_code}
 
-    @app.get("/_mock/faults")
-    async def get_faults() -> dict[str, Any]:
-        return state.faults.__dict__.copy()
-
-    @app.post("/_mock/faults")
-    async def set_faults(settings: FaultSettings) -> dict[str, Any]:
-        state.faults.apply(settings)
-        return state.faults.__dict__.copy()
-
-    @app.delete("/_mock/faults")
-    async def clear_faults() -> dict[str, Any]:
-        state.faults = Faults()
-        return state.faults.__dict__.copy()
+    add_counted_knobs(app, state.faults, FaultSettings)
 
     @app.get("/_mock/payments")
     async def list_payments() -> list[dict[str, Any]]:
@@ -489,13 +464,6 @@ def create_app(
     async def list_callbacks() -> list[dict[str, Any]]:
         return list(state.callbacks)
 
-    @app.get("/_mock/calls")
-    async def list_calls() -> list[dict[str, Any]]:
-        return list(state.api_calls)
-
-    @app.delete("/_mock/state")
-    async def reset() -> dict[str, str]:
-        state.reset()
-        return {"status": "reset"}
-
+    add_call_log(app, calls=lambda: list(state.api_calls))
+    add_state_reset(app, state.reset)
     return app

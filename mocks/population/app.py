@@ -36,8 +36,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from lxml import etree
+
+from mocks._controls import add_call_log, add_health, add_loose_fault_knobs, use_one
 
 __all__ = ["DEFAULT_INTEGRATION_CODE", "create_app"]
 
@@ -69,11 +71,7 @@ class _State:
 
     def take(self, knob: str) -> bool:
         """Use one of a counted fault; True when it applies to this call."""
-        left = int(self.faults.get(knob, 0) or 0)
-        if left <= 0:
-            return False
-        self.faults[knob] = left - 1
-        return True
+        return use_one(self.faults, knob)
 
 
 def load_citizens(path: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -138,9 +136,7 @@ def create_app(citizens_file: Path | None = None, *, integration_code: str = DEF
     wsdl = (_WSDL_DIR / "dancu.wsdl").read_text(encoding="utf-8")
     xsd = (_WSDL_DIR / "dancu.xsd").read_text(encoding="utf-8")
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_health(app)
 
     @app.get("/dancu")
     async def get_wsdl(request: Request) -> Response:
@@ -208,29 +204,8 @@ def create_app(citizens_file: Path | None = None, *, integration_code: str = DEF
                 body = body.replace("<dc:MaYeuCau>", "<dc:MaYeuCau>&lol9;", 1)
         return Response(_envelope(body, prolog), media_type="text/xml; charset=utf-8")
 
-    @app.get("/_mock/faults")
-    async def get_faults() -> dict[str, Any]:
-        return state.faults
-
-    @app.post("/_mock/faults")
-    async def set_faults(request: Request) -> dict[str, Any]:
-        state.faults.update(await request.json())
-        return state.faults
-
-    @app.delete("/_mock/faults")
-    async def reset_faults() -> dict[str, Any]:
-        state.faults.clear()
-        return state.faults
-
-    @app.get("/_mock/calls")
-    async def get_calls() -> JSONResponse:
-        return JSONResponse(state.calls)
-
-    @app.delete("/_mock/calls")
-    async def reset_calls() -> PlainTextResponse:
-        state.calls.clear()
-        return PlainTextResponse("ok")
-
+    add_loose_fault_knobs(app, state.faults)
+    add_call_log(app, calls=lambda: state.calls, forget=state.calls.clear, forgotten=lambda: PlainTextResponse("ok"))
     return app
 
 

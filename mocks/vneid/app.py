@@ -35,6 +35,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from mocks._controls import add_call_log, add_health, add_loose_fault_knobs, use_one
+
 __all__ = ["CITIZENS", "DEFAULT_CLIENT_ID", "DEFAULT_CLIENT_SECRET", "create_app"]
 
 DEFAULT_CLIENT_ID = "lgsp-hub"
@@ -94,11 +96,8 @@ class _State:
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     def take(self, knob: str) -> bool:
-        left = int(self.faults.get(knob, 0) or 0)
-        if left <= 0:
-            return False
-        self.faults[knob] = left - 1
-        return True
+        """Use one of a counted fault; True when it applies to this call."""
+        return use_one(self.faults, knob)
 
 
 def _error(status: int, error: str, description: str) -> JSONResponse:
@@ -141,9 +140,7 @@ def create_app(
         allowed = state.clients[client][1]
         return not allowed or any(uri.startswith(prefix) for prefix in allowed)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_health(app)
 
     @app.get("/.well-known/openid-configuration")
     async def discovery(request: Request) -> dict[str, Any]:
@@ -335,27 +332,8 @@ def create_app(
         state.keys = [*state.keys, new] if options.get("keep_old") else [new]
         return {"kid": new.kid, "published": [k.kid for k in state.keys]}
 
-    @app.get("/_mock/faults")
-    async def get_faults() -> dict[str, Any]:
-        return state.faults
-
-    @app.post("/_mock/faults")
-    async def set_faults(request: Request) -> dict[str, Any]:
-        state.faults.update(await request.json())
-        return state.faults
-
-    @app.delete("/_mock/faults")
-    async def reset_faults() -> dict[str, Any]:
-        state.faults.clear()
-        return state.faults
-
-    @app.get("/_mock/calls")
-    async def get_calls() -> JSONResponse:
-        return JSONResponse(state.calls)
-
-    @app.delete("/_mock/calls")
-    async def reset_calls() -> dict[str, str]:
-        state.calls.clear()
-        return {"status": "ok"}
-
+    add_loose_fault_knobs(app, state.faults)
+    add_call_log(
+        app, calls=lambda: state.calls, forget=state.calls.clear, forgotten=lambda: JSONResponse({"status": "ok"})
+    )
     return app

@@ -44,6 +44,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mocks._controls import CountedKnobs, add_call_log, add_fault_knobs, add_health, add_state_reset
+
 __all__ = ["DEFAULT_CALLBACK_TOKEN", "DEFAULT_PASSWORD", "DEFAULT_USERNAME", "create_app"]
 
 DEFAULT_USERNAME = "lgsp-demo"
@@ -79,7 +81,7 @@ class FaultSettings(BaseModel):
 
 
 @dataclass
-class Faults:
+class Faults(CountedKnobs):
     fail_next: int = 0
     status: int = 503
     error_next: int = 0
@@ -92,13 +94,6 @@ class Faults:
     duplicate_next: int = 0
     reverse_callbacks: bool = False
     echo_receiver_next: int = 0
-
-    def take(self, name: str) -> bool:
-        left = getattr(self, name)
-        if left > 0:
-            setattr(self, name, left - 1)
-            return True
-        return False
 
 
 @dataclass
@@ -330,9 +325,7 @@ def create_app(
 
     # ------------------------------------------------------------------ test controls
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_health(app)
 
     @app.post("/_mock/config")
     async def configure(request: Request) -> dict[str, Any]:
@@ -369,24 +362,20 @@ def create_app(
             "moved": {order.item_code: [e["Status"] for e in events] for order, events in moved},
         }
 
-    @app.get("/_mock/faults")
-    async def get_faults() -> dict[str, Any]:
-        return {**state.faults.__dict__, "tokens_active": len(state.tokens), "tokens_issued": state.tokens_issued}
+    def show_faults() -> dict[str, Any]:
+        return {**state.faults.as_dict(), "tokens_active": len(state.tokens), "tokens_issued": state.tokens_issued}
 
-    @app.post("/_mock/faults")
-    async def set_faults(settings: FaultSettings) -> dict[str, Any]:
-        for name, value in settings.model_dump(exclude_none=True).items():
-            if name == "expire_tokens":
-                if value:
-                    state.tokens.clear()
-                continue
-            setattr(state.faults, name, value)
-        return {**state.faults.__dict__, "tokens_active": len(state.tokens), "tokens_issued": state.tokens_issued}
+    def change_faults(settings: FaultSettings) -> dict[str, Any]:
+        if settings.expire_tokens:
+            state.tokens.clear()
+        state.faults.apply(settings.model_copy(update={"expire_tokens": None}))
+        return show_faults()
 
-    @app.delete("/_mock/faults")
-    async def clear_faults() -> dict[str, Any]:
-        state.faults = Faults()
-        return state.faults.__dict__.copy()
+    def clear_faults() -> dict[str, Any]:
+        state.faults.reset()
+        return state.faults.as_dict()
+
+    add_fault_knobs(app, show=show_faults, change=change_faults, clear=clear_faults, settings=FaultSettings)
 
     @app.get("/_mock/orders")
     async def list_orders() -> list[dict[str, Any]]:
@@ -403,19 +392,15 @@ def create_app(
     async def list_callbacks() -> list[dict[str, Any]]:
         return list(state.callbacks)
 
-    @app.get("/_mock/calls")
-    async def list_calls() -> list[dict[str, Any]]:
-        return list(state.calls)
-
-    @app.delete("/_mock/state")
-    async def reset() -> dict[str, str]:
+    async def reset() -> None:
         async with state.lock:
             state.orders.clear()
             state.callbacks.clear()
             state.calls.clear()
             state.tokens.clear()
             state.tokens_issued = 0
-            state.faults = Faults()
-        return {"status": "reset"}
+            state.faults.reset()
 
+    add_call_log(app, calls=lambda: list(state.calls))
+    add_state_reset(app, reset)
     return app
