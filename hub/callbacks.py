@@ -4,13 +4,11 @@
   answered HTTP 200 with ``{"MaLoi", "MoTaLoi"}`` as the platform expects ("00" taken, "01" unknown
   MaThamChieu, "02" already confirmed, "04" amount, "05" currency, "97" signature, "99" unreadable);
   503 with MaLoi "99" when the hub cannot record it (the platform sends it again).
-* ``POST /v1/callbacks/vnpost`` – a VNPost tracking event (or a list), authenticated by the token in
-  ``X-VNPost-Token`` (:mod:`hub.postal.tracking`); answered ``{"Status": "100"}``.
 
-Inside every ingress process two loops run (when the route files have such targets): payment
-reconciliation every ``reconcile_interval`` of the payment target, and VNPost polling every
-``poll_interval`` of the VNPost target. ``hub payments reconcile`` and ``hub post track`` run one
-pass by hand. See docs/payments-and-post.md.
+Inside every ingress process a loop runs (when the route files have such targets): payment
+reconciliation every ``reconcile_interval`` of the payment target. ``hub payments reconcile`` runs one
+pass by hand. VNPost's callback and polling are the VNPost plugin's (:mod:`adapters.vnpost.callbacks`).
+See docs/payments-and-post.md.
 """
 
 from __future__ import annotations
@@ -27,52 +25,43 @@ from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
 from adapters.payment import PaymentPlatformAdapter
-from adapters.vnpost import VNPostAdapter
 from hub.bootstrap import Hub
 from hub.errors import ConfigurationError, StoreUnavailableError
 from hub.payments.reconcile import PaymentReconciler
 from hub.payments.settlement import PaymentSettlement
-from hub.postal.tracking import ShipmentTracker
 
 __all__ = ["PartnerServices", "build_partner_services", "create_partner_router"]
 
 log = structlog.get_logger(__name__)
 
 PAYMENT_ADAPTER = "payment_platform"
-VNPOST_ADAPTER = "vnpost"
 MAX_CALLBACK_BYTES = 65_536
 
 
 @dataclass
 class PartnerServices:
-    """The payment and VNPost machinery of one hub process (empty when no route file names them)."""
+    """The payment machinery of one hub process (empty when no route file names it)."""
 
     payment_adapters: dict[str, PaymentPlatformAdapter] = field(default_factory=dict)
-    vnpost_adapters: dict[str, VNPostAdapter] = field(default_factory=dict)
     settlement: PaymentSettlement | None = None
     reconciler: PaymentReconciler | None = None
-    tracker: ShipmentTracker | None = None
     problems: list[str] = field(default_factory=list)
 
     async def aclose(self) -> None:
-        adapters: list[PaymentPlatformAdapter | VNPostAdapter] = [
-            *self.payment_adapters.values(),
-            *self.vnpost_adapters.values(),
-        ]
-        for adapter in adapters:
+        for adapter in self.payment_adapters.values():
             with contextlib.suppress(Exception):
                 await adapter.aclose()
 
 
 def build_partner_services(hub: Hub) -> PartnerServices:
-    """Adapters of every payment and VNPost target, with the settlement, reconciler and tracker over them.
+    """Adapters of every payment target, with the settlement and reconciler over them.
 
     A target whose settings are incomplete is left out and named in ``problems`` (its callbacks are
     answered 503 with that sentence) instead of stopping the whole ingress.
     """
     services = PartnerServices()
     for target in hub.routes.targets.values():
-        if target.adapter not in (PAYMENT_ADAPTER, VNPOST_ADAPTER):
+        if target.adapter != PAYMENT_ADAPTER:
             continue
         try:
             adapter = hub.build_adapter(target.id)
@@ -82,13 +71,9 @@ def build_partner_services(hub: Hub) -> PartnerServices:
             continue
         if isinstance(adapter, PaymentPlatformAdapter):
             services.payment_adapters[target.id] = adapter
-        elif isinstance(adapter, VNPostAdapter):
-            services.vnpost_adapters[target.id] = adapter
     if services.payment_adapters:
         services.settlement = PaymentSettlement(hub, services.payment_adapters)
         services.reconciler = PaymentReconciler(services.settlement)
-    if services.vnpost_adapters:
-        services.tracker = ShipmentTracker(hub, services.vnpost_adapters)
     return services
 
 
@@ -103,18 +88,12 @@ def create_partner_router(hub: Hub) -> APIRouter:
             intervals = [a.timing.interval for a in services.payment_adapters.values() if a.timing.interval > 0]
             if intervals:
                 tasks.append(asyncio.create_task(services.reconciler.run_every(min(intervals))))
-        if services.tracker is not None:
-            intervals = [a.poll_interval for a in services.vnpost_adapters.values() if a.poll_interval > 0]
-            if intervals:
-                tasks.append(asyncio.create_task(services.tracker.run_every(min(intervals))))
         yield
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if services.tracker is not None:
-            await services.tracker.aclose()
         await services.aclose()
 
     router = APIRouter(lifespan=lifespan, tags=["partner callbacks"])
@@ -145,26 +124,6 @@ def create_partner_router(hub: Hub) -> APIRouter:
         if decision.outcome == "accepted" and decision.payment is not None:
             background = BackgroundTask(_fetch_receipt_quietly, settlement, decision.payment.reference)
         return JSONResponse(decision.answer.model_dump(), background=background)
-
-    @router.post("/v1/callbacks/vnpost")
-    async def vnpost_callback(request: Request) -> JSONResponse:
-        tracker = services.tracker
-        if tracker is None:
-            detail = not_configured("VNPost")
-            return JSONResponse({"Status": "500", "Message": "Chưa cấu hình", "detail": detail}, status_code=503)
-        body = await request.body()
-        if len(body) > MAX_CALLBACK_BYTES:
-            return JSONResponse({"Status": "102", "Message": "Bản tin quá lớn"}, status_code=413)
-        try:
-            reply = await tracker.handle_callback(body, request.headers.get("x-vnpost-token"))
-        except StoreUnavailableError as exc:
-            log.exception("vnpost_callback_not_recorded", error=str(exc))
-            return JSONResponse(
-                {"Status": "500", "Message": "Tạm thời không ghi nhận được, vui lòng gửi lại"},
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
-        return JSONResponse(reply.body, status_code=reply.http_status)
 
     return router
 

@@ -22,7 +22,6 @@ from hub.console.cli import console_app
 from hub.errors import BrokerUnavailableError, ConfigurationError, HubError, StoreUnavailableError
 from hub.observability import configure_logging
 from hub.payments.cli import payments_app
-from hub.postal.cli import post_app
 from hub.routing import check_routes
 from hub.settings import HubSettings
 
@@ -45,7 +44,6 @@ app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")  # audit trail of identity lookups and logins (docs/identity.md)
 app.add_typer(console_app, name="console")  # the ops console's logins (docs/console.md)
 app.add_typer(payments_app, name="payments")  # fee payments, results, reconciliation (docs/payments-and-post.md)
-app.add_typer(post_app, name="post")  # VNPost parcels and tracking (docs/payments-and-post.md)
 # -----------------------------------------------------------------------------------------------
 
 

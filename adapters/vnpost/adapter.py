@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters._http_errors import redact_error
 from adapters.vnpost.client import VNPostClient, status_failure
+from adapters.vnpost.shipments import ShipmentBook
 from adapters.vnpost.wire import (
     STATUS_DUPLICATE_ORDER,
     OrderData,
@@ -25,17 +26,20 @@ from adapters.vnpost.wire import (
     VNPostReply,
     order_body,
 )
-from hub.adapter import RequestContext
-from hub.envelope import Envelope
-from hub.errors import ConfigurationError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from hub.routing import parse_duration
+from hub.plugin import (
+    ConfigurationError,
+    DeliveryError,
+    Envelope,
+    PermanentDeliveryError,
+    RequestContext,
+    TransientDeliveryError,
+    parse_duration,
+)
 from schemas.postal import PostalCancel, PostalOrder, PostalParty, TrackingStatus
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
+    from adapters.vnpost.shipments import Shipment
     from hub.plugin import HubContext
-    from hub.postal.shipments import Shipment, ShipmentBook
 
 __all__ = ["VNPostAdapter", "create_adapter"]
 
@@ -75,13 +79,11 @@ class VNPostAdapter:
         #: A status that arrives by callback while an earlier one is missing waits this long for it.
         self.reorder_window = timedelta(seconds=reorder_window)
         self._book: ShipmentBook | None = None
-        self._engine: AsyncEngine | None = None
+        self._context: HubContext | None = None
 
     def bind(self, context: HubContext) -> None:
         """Called by the core after the factory built it: the shipment book lives in the hub's database."""
-        from hub.postal.shipments import ShipmentBook
-
-        self._engine = context.engine
+        self._context = context
         self._book = ShipmentBook(context.engine)
 
     @property
@@ -184,9 +186,7 @@ class VNPostAdapter:
         return applicant, agency
 
     async def _complete_from_dossier(self, dossier_code: str, party: PostalParty) -> PostalParty:
-        from hub.origination import latest_dossier_state
-
-        state = await latest_dossier_state(self._engine, dossier_code) if self._engine is not None else None
+        state = await self._context.latest_state(dossier_code) if self._context is not None else None
         known = state.payload if state is not None else {}
         name = party.FullName or known.get("ChuHoSo")
         phone = party.Phone or known.get("SoDienThoai")

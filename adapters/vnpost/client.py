@@ -1,6 +1,6 @@
 """HTTP client of VNPost: getToken (cached, refreshed once on 401), postOrder, cancelOrder, getOrderTracking.
 
-Failures leave as :class:`~hub.errors.DeliveryError`:
+Failures leave as :class:`~hub.plugin.DeliveryError`:
 
 ======================================  =============================================================
 transport failure, HTTP 5xx/429         transient (see :mod:`adapters._http_errors`)
@@ -33,7 +33,7 @@ from adapters.vnpost.wire import (
     TokenData,
     VNPostReply,
 )
-from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from hub.plugin import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 __all__ = ["VNPostClient", "status_failure"]
 

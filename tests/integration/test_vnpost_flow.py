@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.postal.shipments import ShipmentBook
+from adapters.vnpost.shipments import ShipmentBook
 from mocks.vnpost import DEFAULT_CALLBACK_TOKEN
 from tests.support.harness import ONESTOP_KEY, RunningHub, eventually, running_hub
 from tests.support.partners import (  # noqa: F401 - fixtures

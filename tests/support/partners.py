@@ -15,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.plugin import HubContext, UsesHubContext
+from hub.origination import latest_dossier_state
+from hub.plugin import DossierState, HubContext, UsesHubContext
 from hub.store import MessageStore
 from mocks._serve import serve_app
 from mocks.onestop.receiver import create_receiver_app
@@ -165,9 +166,13 @@ def write_partner_routes(
 
 @dataclass(frozen=True)
 class _EngineContext:
-    """The part of hub.plugin.HubContext an adapter's ``bind`` reads: the store's engine."""
+    """The part of hub.plugin.HubContext an adapter tested on its own uses: the store's engine, and the
+    dossier's latest state read from it."""
 
     engine: AsyncEngine
+
+    async def latest_state(self, dossier_code: str) -> DossierState | None:
+        return await latest_dossier_state(self.engine, dossier_code)
 
 
 def bind_store(adapter: UsesHubContext, store: MessageStore) -> None:

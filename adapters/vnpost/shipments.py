@@ -1,7 +1,8 @@
 """The shipment book: every VNPost parcel the hub ordered, and every tracking status it learned.
 
-Tables ``shipments`` and ``shipment_events`` in the hub's database. A status is stored once per
-parcel (unique ItemCode + status) however many times VNPost reports it, by callback or by polling.
+Tables ``shipments`` and ``shipment_events`` (:mod:`adapters.vnpost.tables`) in the hub's database.
+A status is stored once per parcel (unique ItemCode + status) however many times VNPost reports it,
+by callback or by polling.
 ``emitted_status`` is the newest status already sent on as ``postal.status_changed``; sending is
 done by one process at a time per parcel (a claim with a time limit), so statuses go out in order.
 """
@@ -18,8 +19,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hub.store import reachable
-from hub.store.models import ShipmentEventRow, ShipmentRow
+from adapters.vnpost.tables import ShipmentEventRow, ShipmentRow
+from hub.plugin import reachable
 
 __all__ = ["Shipment", "ShipmentBook", "ShipmentState", "TrackingRecord"]
 

@@ -19,7 +19,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,19 +27,20 @@ import orjson
 import structlog
 from pydantic import ValidationError
 
-from adapters.vnpost import VNPostAdapter
+from adapters.vnpost.adapter import VNPostAdapter
+from adapters.vnpost.shipments import Shipment, ShipmentBook
 from adapters.vnpost.wire import StatusCallback, TrackingEventWire
-from hub.bootstrap import Hub
-from hub.errors import DeliveryError, StoreUnavailableError
-from hub.origination import originate
-from hub.postal.shipments import Shipment, ShipmentBook
+from hub.plugin import ConfigurationError, DeliveryError, HubContext, StoreUnavailableError
 from schemas.postal import TrackingStatus
 
-__all__ = ["CallbackReply", "PollReport", "ShipmentTracker"]
+__all__ = ["ADAPTER_NAME", "CallbackReply", "PollReport", "ShipmentTracker", "VNPostTargets", "open_vnpost_targets"]
 
 log = structlog.get_logger(__name__)
 
 CLAIM_TTL = timedelta(seconds=30)
+
+#: The ``adapter:`` name of VNPost targets in route files.
+ADAPTER_NAME = "vnpost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +73,9 @@ def _status_name(status: int, given: str | None) -> str:
 
 
 class ShipmentTracker:
-    def __init__(self, hub: Hub, adapters: Mapping[str, VNPostAdapter]) -> None:
-        self.hub = hub
-        self.book = ShipmentBook(hub.store.engine)
+    def __init__(self, context: HubContext, adapters: Mapping[str, VNPostAdapter]) -> None:
+        self.context = context
+        self.book = ShipmentBook(context.engine)
         self.by_target = dict(adapters)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._rechecks: set[asyncio.Task[None]] = set()
@@ -193,8 +194,7 @@ class ShipmentTracker:
                     **event.as_event(),
                     "History": history,
                 }
-                message = await originate(
-                    self.hub,
+                message = await self.context.originate(
                     message_type="postal.status_changed",
                     payload=payload,
                     source=shipment.target,
@@ -260,3 +260,45 @@ class ShipmentTracker:
                 log.warning("vnpost_poll_waiting", error=str(exc))
             except Exception:
                 log.exception("vnpost_poll_failed_unexpectedly")
+
+
+@dataclass
+class VNPostTargets:
+    """The adapters of every VNPost target of one hub process, and the tracker over them (None when
+    no target works); ``problems`` names the targets whose settings are incomplete."""
+
+    adapters: dict[str, VNPostAdapter] = field(default_factory=dict)
+    tracker: ShipmentTracker | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def not_configured(self) -> str:
+        """The sentence to say when there is no working VNPost target."""
+        return f"This hub has no working VNPost target. {' '.join(self.problems)}".strip()
+
+    async def aclose(self) -> None:
+        if self.tracker is not None:
+            await self.tracker.aclose()
+        for adapter in self.adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.aclose()
+
+
+def open_vnpost_targets(context: HubContext) -> VNPostTargets:
+    """Adapters of every VNPost target of the route files, with the tracker over them.
+
+    A target whose settings are incomplete is left out and named in ``problems`` (its callbacks are
+    answered 503 with that sentence) instead of stopping the whole ingress.
+    """
+    targets = VNPostTargets()
+    for target_id in context.targets_using(ADAPTER_NAME):
+        try:
+            adapter = context.adapter(target_id)
+        except ConfigurationError as exc:
+            targets.problems.append(str(exc))
+            log.error("partner_target_not_configured", target=target_id, error=str(exc))  # noqa: TRY400 - a sentence, no trace
+            continue
+        if isinstance(adapter, VNPostAdapter):
+            targets.adapters[target_id] = adapter
+    if targets.adapters:
+        targets.tracker = ShipmentTracker(context, targets.adapters)
+    return targets

@@ -1,0 +1,70 @@
+"""What the VNPost plugin adds to an ingress process: the tracking callback endpoint and the polling loop.
+
+* ``POST /v1/callbacks/vnpost`` – a VNPost tracking event (or a list), authenticated by the token in
+  ``X-VNPost-Token`` (:mod:`adapters.vnpost.tracking`); answered ``{"Status": "100"}``.
+* Polling of quiet parcels every ``poll_interval`` of the VNPost targets (the shortest one; none when
+  every target has 0). ``hub post track`` runs one pass by hand.
+
+See docs/payments-and-post.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from adapters.vnpost.tracking import VNPostTargets, open_vnpost_targets
+from hub.plugin import Extension, HubContext, StoreUnavailableError
+
+__all__ = ["create_callback_router", "extend_ingress"]
+
+log = structlog.get_logger(__name__)
+
+MAX_CALLBACK_BYTES = 65_536
+
+
+def create_callback_router(targets: VNPostTargets) -> APIRouter:
+    """The VNPost callback endpoint over the tracker of ``targets`` (503 while there is none)."""
+    router = APIRouter(tags=["partner callbacks"])
+
+    @router.post("/v1/callbacks/vnpost")
+    async def vnpost_callback(request: Request) -> JSONResponse:
+        tracker = targets.tracker
+        if tracker is None:
+            detail = targets.not_configured()
+            return JSONResponse({"Status": "500", "Message": "Chưa cấu hình", "detail": detail}, status_code=503)
+        body = await request.body()
+        if len(body) > MAX_CALLBACK_BYTES:
+            return JSONResponse({"Status": "102", "Message": "Bản tin quá lớn"}, status_code=413)
+        try:
+            reply = await tracker.handle_callback(body, request.headers.get("x-vnpost-token"))
+        except StoreUnavailableError as exc:
+            log.exception("vnpost_callback_not_recorded", error=str(exc))
+            return JSONResponse(
+                {"Status": "500", "Message": "Tạm thời không ghi nhận được, vui lòng gửi lại"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        return JSONResponse(reply.body, status_code=reply.http_status)
+
+    return router
+
+
+def extend_ingress(context: HubContext) -> Extension:
+    """The callback endpoint, the polling loop (when a target polls) and the closing of the adapters."""
+    targets = open_vnpost_targets(context)
+    loops: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    tracker = targets.tracker
+    intervals = [a.poll_interval for a in targets.adapters.values() if a.poll_interval > 0]
+    if tracker is not None and intervals:
+        interval = min(intervals)
+
+        async def poll_loop() -> None:
+            await tracker.run_every(interval)
+
+        loops.append(poll_loop)
+    return Extension(routers=[create_callback_router(targets)], loops=loops, aclose=targets.aclose)
