@@ -21,12 +21,12 @@ from typing import Any, Literal
 import aio_pika
 import orjson
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
+from aio_pika.abc import AbstractIncomingMessage, DeliveryMode
 from pydantic import BaseModel
 
-from hub._in_flight import finish_or_cancel
 from hub.adapter import RequestAdapter, RequestContext
 from hub.broker import Broker
+from hub.consumer import QueueConsumer
 from hub.envelope import Envelope, decode_envelope
 from hub.errors import PermanentDeliveryError, TransientDeliveryError, UnusableReplyError
 from hub.routing import Route, RouteTable
@@ -79,60 +79,36 @@ class RequestWorker:
         self.broker = broker
         self.prefetch = prefetch
         self.shutdown_grace = shutdown_grace
-        self._stopping = False
-        self._channel: AbstractChannel | None = None
-        self._consumer_tag: str | None = None
-        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._consumer = QueueConsumer(
+            broker, broker.topology.request_queue(target), arguments={"x-queue-type": "classic"},
+            prefetch=prefetch, handle=self._handle, on_error=self._on_error,
+        )  # fmt: skip
 
     async def start(self) -> None:
         await self.broker.declare_request_queue(self.target)
-        self._channel = await self.broker.channel(self.prefetch)
-        queue = await self._channel.declare_queue(
-            self.broker.topology.request_queue(self.target), durable=True, arguments={"x-queue-type": "classic"}
-        )
-        self._consumer_tag = await queue.consume(self._on_message)
+        await self._consumer.start()
         log.info("request_worker_started", target=self.target, prefetch=self.prefetch)
 
     async def stop(self) -> None:
         """Stop consuming; let running requests answer within ``shutdown_grace`` seconds, then cancel those
         left: they are not acknowledged, so RabbitMQ gives them to another worker while their caller still
         waits (as when a worker dies). Close the channel. Takes at most the grace (1 s at least) + 2 s."""
-        self._stopping = True
         started = time.monotonic()
-        if self._channel is not None and self._consumer_tag is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):  # a broker that is away does not hold the stop up
-                async with asyncio.timeout(1.0):
-                    queue = await self._channel.get_queue(self.broker.topology.request_queue(self.target))
-                    await queue.cancel(self._consumer_tag)
-        grace = max(self.shutdown_grace - (time.monotonic() - started), 0.0)
-        cancelled = await finish_or_cancel(self._in_flight, grace=grace)
+        await self._consumer.stop_consuming()
+        cancelled = await self._consumer.finish(max(self.shutdown_grace - (time.monotonic() - started), 0.0))
         if cancelled:
             log.warning(
                 "request_worker_stop_cancelled_requests", target=self.target, cancelled=cancelled,
                 detail=f"{cancelled} request(s) to {self.target} did not finish within the {self.shutdown_grace:g} s "
                 "of HUB_SHUTDOWN_GRACE_SECONDS; they go back to RabbitMQ for another worker while their callers wait.",
             )  # fmt: skip
-        if self._channel is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await self._channel.close()
         log.info("request_worker_stopped", target=self.target)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        if self._stopping:  # not acknowledged: RabbitMQ gives it out again once the channel closes
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-        structlog.contextvars.clear_contextvars()
-        try:
-            await self._handle(message)
-        except Exception:
-            # Nothing may take the worker down; the caller gets its 504, the request is dropped.
-            log.exception("request_worker_unexpected_error")
-            with contextlib.suppress(Exception):
-                await message.ack()
+    async def _on_error(self, message: AbstractIncomingMessage) -> None:
+        """Nothing may take the worker down; the caller gets its 504, the request is dropped."""
+        log.exception("request_worker_unexpected_error")
+        with contextlib.suppress(Exception):
+            await message.ack()
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         headers = message.headers or {}
@@ -222,11 +198,12 @@ class RequestWorker:
             return RequestReply(status="ok", result=result, attempts=attempt)
 
     async def _reply(self, message: AbstractIncomingMessage, reply: RequestReply) -> None:
-        if not message.reply_to or self._channel is None:
+        channel = self._consumer.channel
+        if not message.reply_to or channel is None:
             log.warning("request_without_reply_to")
             return
         try:
-            await self._channel.default_exchange.publish(
+            await channel.default_exchange.publish(
                 aio_pika.Message(
                     reply.encode(),
                     content_type="application/json",

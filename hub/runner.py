@@ -4,7 +4,7 @@ Stopping (docs/reliability.md, "Stopping"): the SIGTERM and SIGINT handlers are 
 waits, and the start-up (waiting for the store and RabbitMQ, migrating, declaring queues) runs as a task that
 a stop cancels at once. A running process stops accepting connections and consuming; the requests and
 deliveries under way get ``HUB_SHUTDOWN_GRACE_SECONDS`` to finish, then they are cancelled and their messages,
-never acknowledged, go back to RabbitMQ (:mod:`hub._in_flight`). A watchdog thread ends the process if the
+never acknowledged, go back to RabbitMQ (:mod:`hub.consumer`). A watchdog thread ends the process if the
 stop takes longer than the grace + :data:`STOP_MARGIN_SECONDS`, and a second signal ends it at once; both
 hard stops exit with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM). A clean stop exits 0.
 """

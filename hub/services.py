@@ -30,7 +30,7 @@ from schemas import SCHEMAS
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
 
-__all__ = ["Accepted", "Publisher", "RefusalError", "accept", "routed_targets", "submit"]
+__all__ = ["Accepted", "Publisher", "RefusalError", "accept", "routed_targets", "schema_problems", "submit"]
 
 log = structlog.get_logger(__name__)
 
@@ -162,14 +162,19 @@ async def submit(
     return view, created
 
 
-def _sentence_for(error: Any) -> str:
-    loc = ".".join(str(p) for p in error.get("loc", ()) if p != "payload")
-    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-    if error.get("type") == "missing":
-        message = "is required"
-    elif error.get("type") == "extra_forbidden":
-        message = "is not a known field"
-    return f"Field '{loc}' {message}." if loc else f"{message[:1].upper()}{message[1:]}."
+def schema_problems(exc: ValidationError, *, skip: tuple[str, ...] = ("payload",)) -> list[str]:
+    """One sentence per problem a schema found ("Field 'NgayHenTra' is required."), with the field's
+    path without the ``skip`` parts (the envelope's ``payload``)."""
+    sentences = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error.get("loc", ()) if p not in skip)
+        message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        if error.get("type") == "missing":
+            message = "is required"
+        elif error.get("type") == "extra_forbidden":
+            message = "is not a known field"
+        sentences.append(f"Field '{loc}' {message}." if loc else f"{message[:1].upper()}{message[1:]}.")
+    return sentences
 
 
 def _parse(raw: bytes) -> tuple[str, dict[str, Any], bool]:
@@ -216,7 +221,7 @@ def _validated(message_type: str, route: Route, payload: dict[str, Any]) -> dict
     try:
         validated = SCHEMAS[route.schema_name].model_validate(payload)
     except ValidationError as exc:
-        errors = [_sentence_for(e) for e in exc.errors()]
+        errors = schema_problems(exc)
         raise RefusalError(
             422,
             f"Message of type '{message_type}' does not match schema '{route.schema_name}' "

@@ -28,12 +28,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from hub._in_flight import RECORD_SECONDS, finish_or_cancel
 from hub.adapter import Adapter, ConfirmsDelivery, DeliveryContext
 from hub.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, delivery_headers
+from hub.consumer import RECORD_SECONDS, QueueConsumer
 from hub.decisions import Attempt, Retry, after_failure, in_doubt
 from hub.envelope import Envelope, decode_envelope, encode_envelope
 from hub.errors import (
@@ -107,16 +107,17 @@ class TargetWorker:
         self.store_retry_seconds = store_retry_seconds
         self.overdue_retry_after = timedelta(seconds=overdue_retry_after)
         self.shutdown_grace = shutdown_grace
-        self._stopping = False
+        self._consumer = QueueConsumer(
+            broker, broker.topology.target_queue(target),
+            arguments={"x-queue-type": broker.topology.queue_type}, prefetch=prefetch,
+            handle=self._handle, on_error=self._on_error,
+        )  # fmt: skip
         self._overdue_watch: asyncio.Task[None] | None = None
         self._dossier_locks: dict[str, asyncio.Lock] = {}
         self._lock_users: dict[str, int] = defaultdict(int)
         self._batches: dict[str, list[_Pending]] = defaultdict(list)
         self._batch_timers: dict[str, asyncio.TimerHandle] = {}
-        self._in_flight: set[asyncio.Task[Any]] = set()
         self._held: dict[str, AbstractIncomingMessage] = {}
-        self._channel: AbstractChannel | None = None
-        self._consumer_tag: str | None = None
         self.last_success_at: datetime | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -124,13 +125,7 @@ class TargetWorker:
     async def start(self) -> None:
         """Declare the target's queues and start consuming."""
         await self.broker.declare_target(self.target, self.routes.retry_delays(self.target))
-        self._channel = await self.broker.channel(self.prefetch)
-        queue = await self._channel.declare_queue(
-            self.broker.topology.target_queue(self.target),
-            durable=True,
-            arguments={"x-queue-type": self.broker.topology.queue_type},
-        )
-        self._consumer_tag = await queue.consume(self._on_message)
+        await self._consumer.start()
         self._overdue_watch = asyncio.create_task(self._watch_overdue_retries())
         log.info("worker_started", target=self.target, prefetch=self.prefetch)
 
@@ -139,21 +134,15 @@ class TargetWorker:
         those left (a delivery cut off mid-call is recorded in doubt: :meth:`_record_interrupted`); close the
         channel, so RabbitMQ gives every unacknowledged message out again. Takes at most the grace (1 s at
         least) + 2 s."""
-        self._stopping = True
         if self._overdue_watch is not None:
             self._overdue_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._overdue_watch
         started = time.monotonic()
-        if self._channel is not None and self._consumer_tag is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):  # a broker that is away does not hold the stop up
-                async with asyncio.timeout(1.0):
-                    queue = await self._channel.get_queue(self.broker.topology.target_queue(self.target))
-                    await queue.cancel(self._consumer_tag)
+        await self._consumer.stop_consuming()
         for message_type in list(self._batches):
             self._flush_soon(message_type, delay=0)
-        grace = max(self.shutdown_grace - (time.monotonic() - started), 0.0)
-        cancelled = await finish_or_cancel(self._in_flight, grace=grace)
+        cancelled = await self._consumer.finish(max(self.shutdown_grace - (time.monotonic() - started), 0.0))
         if cancelled:
             log.warning(
                 "worker_stop_cancelled_deliveries", target=self.target, cancelled=cancelled,
@@ -162,10 +151,6 @@ class TargetWorker:
                 f"{self.shutdown_grace:g} s of HUB_SHUTDOWN_GRACE_SECONDS; their messages go back to RabbitMQ "
                 "unacknowledged and are delivered again by the next worker of this target.",
             )  # fmt: skip
-        if self._channel is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await self._channel.close()
         log.info("worker_stopped", target=self.target)
 
     async def _watch_overdue_retries(self) -> None:
@@ -222,22 +207,12 @@ class TargetWorker:
 
     # ------------------------------------------------------------------ consuming
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        if self._stopping:  # not acknowledged: RabbitMQ gives it out again once the channel closes
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-        structlog.contextvars.clear_contextvars()
-        try:
-            await self._handle(message)
-        except Exception:
-            # Nothing may take the worker down: return the message to the queue after a pause.
-            log.exception("worker_unexpected_error")
-            await asyncio.sleep(1)
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
+    async def _on_error(self, message: AbstractIncomingMessage) -> None:
+        """Nothing may take the worker down: return the message to the queue after a pause."""
+        log.exception("worker_unexpected_error")
+        await asyncio.sleep(1)
+        with contextlib.suppress(Exception):
+            await message.nack(requeue=True)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         headers = message.headers or {}
@@ -589,9 +564,7 @@ class TargetWorker:
         if self._batches[message_type]:
             self._flush_soon(message_type, delay=self.batch_linger)
         if batch:
-            task = asyncio.get_running_loop().create_task(self._flush(batch))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._consumer.track(asyncio.get_running_loop().create_task(self._flush(batch)))
 
     async def _flush(self, batch: list[_Pending]) -> None:
         structlog.contextvars.clear_contextvars()
