@@ -21,7 +21,6 @@ from hub.bootstrap import Hub, adapter_registry, build_hub, known_schema_names, 
 from hub.console.cli import console_app
 from hub.errors import BrokerUnavailableError, ConfigurationError, HubError, StoreUnavailableError
 from hub.observability import configure_logging
-from hub.payments.cli import payments_app
 from hub.routing import check_routes
 from hub.settings import HubSettings
 
@@ -43,7 +42,6 @@ app.add_typer(config_app, name="config")
 # --- feature command groups: each feature adds one `app.add_typer(...)` line below -------------
 app.add_typer(audit_app, name="audit")  # audit trail of identity lookups and logins (docs/identity.md)
 app.add_typer(console_app, name="console")  # the ops console's logins (docs/console.md)
-app.add_typer(payments_app, name="payments")  # fee payments, results, reconciliation (docs/payments-and-post.md)
 # -----------------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ Answers two request-reply types:
 * ``payment.refund`` – sends a signed REFUND for a paid payment whose service was not performed.
 
 Both are idempotent: MaThamChieu and MaHoanTien are derived from the request's id, which stays the
-same when RabbitMQ gives a request to a second worker. The reconciler (:mod:`hub.payments`) also
+same when RabbitMQ gives a request to a second worker. The reconciler (:mod:`adapters.payment.reconcile`) also
 uses :meth:`PaymentPlatformAdapter.query` and :meth:`PaymentPlatformAdapter.get_bill`.
 """
 
@@ -22,16 +22,11 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.payment.client import PaymentPlatformClient
 from adapters.payment.wire import BillReply, PaymentResult
-from hub.adapter import RequestContext
-from hub.envelope import Envelope
-from hub.errors import ConfigurationError, PermanentDeliveryError
-from hub.routing import parse_duration
+from hub.plugin import ConfigurationError, Envelope, PermanentDeliveryError, RequestContext, parse_duration
 from schemas.payments import PaymentInit, PaymentRefund
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    from hub.payments.ledger import Payment, PaymentLedger
+    from adapters.payment.ledger import Payment, PaymentLedger
     from hub.plugin import HubContext
 
 log = structlog.get_logger(__name__)
@@ -74,7 +69,7 @@ class PaymentPlatformAdapter:
         self.timing = timing
         self._description = description
         self._ledger: PaymentLedger | None = None
-        self._engine: AsyncEngine | None = None
+        self._context: HubContext | None = None
 
     @property
     def partner_code(self) -> str:
@@ -82,9 +77,9 @@ class PaymentPlatformAdapter:
 
     def bind(self, context: HubContext) -> None:
         """Called by the core after the factory built it: the ledger lives in the hub's database."""
-        from hub.payments.ledger import PaymentLedger
+        from adapters.payment.ledger import PaymentLedger
 
-        self._engine = context.engine
+        self._context = context
         self._ledger = PaymentLedger(context.engine)
 
     @property
@@ -181,10 +176,8 @@ class PaymentPlatformAdapter:
                 f"A refund of payment {payment.reference} ({payment.refund_reference}) is already under way; "
                 "wait for it before asking again."
             )
-        if self._engine is not None:
-            from hub.origination import latest_dossier_state
-
-            state = await latest_dossier_state(self._engine, ask.MaHoSo)
+        if self._context is not None:
+            state = await self._context.latest_state(ask.MaHoSo)
             status = state.payload.get("TrangThaiHoSo") if state is not None else None
             if status in _PERFORMED_STATUSES:
                 raise PermanentDeliveryError(

@@ -1,7 +1,7 @@
 """HTTP client of the payment platform: signed INIT, QUERY, GET_BILL and REFUND messages.
 
 Every message is POSTed as JSON to one endpoint (``api_path``); the answer's ``MaXacThuc`` is
-checked before anything in it is believed. Failures leave as :class:`~hub.errors.DeliveryError`:
+checked before anything in it is believed. Failures leave as :class:`~hub.plugin.DeliveryError`:
 
 =======================================  =============================================================
 transport failure, HTTP 5xx/429          transient (see :mod:`adapters._http_errors`)
@@ -35,7 +35,7 @@ from adapters.payment.wire import (
     RefundReply,
     platform_time,
 )
-from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError, UnusableReplyError
+from hub.plugin import DeliveryError, PermanentDeliveryError, TransientDeliveryError, UnusableReplyError
 
 __all__ = ["PaymentPlatformClient", "reply_failure"]
 

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from adapters.payment.ledger import Payment, PaymentLedger
+from adapters.payment.settlement import PaymentSettlement
 from adapters.payment.signing import sign_message
 from hub.origination import DossierState, OriginatedMessage, latest_dossier_state, originate
-from hub.payments.ledger import Payment, PaymentLedger
-from hub.payments.settlement import PaymentSettlement
 from hub.store.models import MessageRow
 from mocks.payment import DEFAULT_PARTNER_CODE, DEFAULT_SECRET
 from tests.support.harness import ONESTOP_KEY, RunningHub, eventually, running_hub
@@ -346,7 +346,7 @@ async def test_a_one_stop_state_stored_while_the_paid_state_is_made_gets_the_pai
 ) -> None:
     hub = unreconciled_hub
     engine = hub.hub.store.engine
-    settlement = PaymentSettlement(hub.hub, {})
+    settlement = PaymentSettlement(hub.hub.context, {})
     code = dossier_code()
     payment, read = await paid_without_follow_up(hub, code)  # the hub reads the state (awaiting fee payment) …
     assert read.payload["TrangThaiHoSo"] == 6
@@ -389,7 +389,7 @@ async def test_a_paid_state_overtaken_before_the_hub_stopped_is_made_again_by_th
 ) -> None:
     hub = unreconciled_hub
     engine = hub.hub.store.engine
-    settlement = PaymentSettlement(hub.hub, {})
+    settlement = PaymentSettlement(hub.hub.context, {})
     code = dossier_code()
     payment, read = await paid_without_follow_up(hub, code)
     assert (await hub.post("dossier.upserted", dossier(code, status=3))).status_code == 202
@@ -409,7 +409,7 @@ async def test_a_paid_state_an_older_hub_stored_is_not_sent_again_after_an_upgra
     platform: httpx.AsyncClient,  # noqa: F811
 ) -> None:
     hub = unreconciled_hub
-    settlement = PaymentSettlement(hub.hub, {})
+    settlement = PaymentSettlement(hub.hub.context, {})
     code = dossier_code()
     payment, read = await paid_without_follow_up(hub, code)
     # The older hub stored the paid state under its key without a seq, and stopped before the ledger said so.

@@ -28,7 +28,8 @@ import orjson
 import structlog
 from pydantic import ValidationError
 
-from adapters.payment import PaymentPlatformAdapter
+from adapters.payment.adapter import PaymentPlatformAdapter
+from adapters.payment.ledger import Payment, PaymentLedger, PaymentState
 from adapters.payment.wire import (
     ANSWER_ALREADY_CONFIRMED,
     ANSWER_AMOUNT_MISMATCH,
@@ -44,17 +45,7 @@ from adapters.payment.wire import (
     PaymentResult,
     platform_time,
 )
-from hub.bootstrap import Hub
-from hub.errors import DeliveryError, StoreUnavailableError
-from hub.origination import (
-    DossierState,
-    OriginatedMessage,
-    OriginationError,
-    dossier_states,
-    latest_dossier_state,
-    originate,
-)
-from hub.payments.ledger import Payment, PaymentLedger, PaymentState
+from hub.plugin import DeliveryError, DossierState, HubContext, HubError, OriginatedMessage
 
 __all__ = ["NOT_SENT", "PaymentSettlement", "ResultDecision"]
 
@@ -97,9 +88,9 @@ class ResultDecision:
 class PaymentSettlement:
     """Checks results against the ledger and carries out a success's effects."""
 
-    def __init__(self, hub: Hub, adapters: Mapping[str, PaymentPlatformAdapter]) -> None:
-        self.hub = hub
-        self.ledger = PaymentLedger(hub.store.engine)
+    def __init__(self, context: HubContext, adapters: Mapping[str, PaymentPlatformAdapter]) -> None:
+        self.context = context
+        self.ledger = PaymentLedger(context.engine)
         self.by_target = dict(adapters)
         self.by_partner = {adapter.partner_code: adapter for adapter in adapters.values()}
 
@@ -224,7 +215,7 @@ class PaymentSettlement:
         log.info("payment_settled", reference=settled.reference, dossier=settled.dossier_code, channel=channel)
         try:
             await self.send_on(settled)
-        except (StoreUnavailableError, OriginationError) as exc:
+        except HubError as exc:  # the store is down, or a route's schema refuses the message
             # The payment is settled (that is what the platform needs to hear); reconciliation sends it on.
             log.warning("payment_send_on_deferred", reference=settled.reference, error=str(exc))
         return ResultDecision("accepted", ANSWER_OK, payment=await self.ledger.get(payment.reference) or settled)
@@ -266,8 +257,7 @@ class PaymentSettlement:
         if payment.transaction_id is None:
             return
         if payment.completed_message_id is None:
-            sent = await originate(
-                self.hub,
+            sent = await self.context.originate(
                 message_type="payment.completed",
                 payload=_completed_payload(payment),
                 source=payment.target,
@@ -283,7 +273,7 @@ class PaymentSettlement:
             # follows the payment up at this moment. Finish that reflection rather than add one.
             await self.ledger.set_reflected_message(payment.reference, await self._catch_up(payment))
             return
-        state = await latest_dossier_state(self.hub.store.engine, payment.dossier_code)
+        state = await self.context.latest_state(payment.dossier_code)
         if state is None:
             log.warning(
                 "payment_not_reflected",
@@ -314,7 +304,6 @@ class PaymentSettlement:
 
         Up to ``_MAX_REDERIVATIONS`` times; returns the id of the payment's newest paid state.
         """
-        engine = self.hub.store.engine
         rederived = 0
         while True:
             reflection = await self._newest_reflection(payment)
@@ -323,8 +312,8 @@ class PaymentSettlement:
             derived_from = _derived_from(payment, reflection)
             if derived_from is None:  # stored by an older hub, whose key does not say from which state
                 return reflection.message_id
-            between = await dossier_states(
-                engine, payment.dossier_code, after_seq=derived_from, before_seq=reflection.seq
+            between = await self.context.dossier_states(
+                payment.dossier_code, after_seq=derived_from, before_seq=reflection.seq
             )
             newer = next((state for state in between if not _is_reflection_of(payment, state)), None)
             if newer is None:
@@ -362,8 +351,7 @@ class PaymentSettlement:
         dossier = {**state.payload, "DuocThanhToanTrucTuyen": 1}
         if dossier.get("TrangThaiHoSo") == _AWAITING_FEE_PAYMENT:
             dossier["TrangThaiHoSo"] = _PROCESSING
-        return await originate(
-            self.hub,
+        return await self.context.originate(
             message_type="dossier.upserted",
             payload=dossier,
             source=payment.target,
@@ -372,7 +360,7 @@ class PaymentSettlement:
 
     async def _newest_reflection(self, payment: Payment) -> DossierState | None:
         """The newest paid state of this payment in the store, if one was stored."""
-        sent_by_target = await dossier_states(self.hub.store.engine, payment.dossier_code, source=payment.target)
+        sent_by_target = await self.context.dossier_states(payment.dossier_code, source=payment.target)
         return next((state for state in sent_by_target if _is_reflection_of(payment, state)), None)
 
     async def fetch_receipt(self, payment: Payment) -> None:
@@ -397,8 +385,7 @@ class PaymentSettlement:
                 "UrlBienLai": bill.UrlBienLai,
             }
             await self.ledger.set_receipt(payment.reference, receipt)
-        sent = await originate(
-            self.hub,
+        sent = await self.context.originate(
             message_type="payment.receipt",
             payload={
                 "MaHoSo": payment.dossier_code,

@@ -1,6 +1,7 @@
 """The payment ledger: every payment the hub asked for, the results it received, and refunds.
 
-Kept in the hub's database beside the messages (tables ``payments`` and ``payment_callbacks``).
+Kept in the hub's database beside the messages (tables ``payments`` and ``payment_callbacks``, defined in
+:mod:`adapters.payment.tables`).
 Money is an integer number of VND. ``payments.transaction_id`` (MaGiaoDich) is unique, and a payment
 is settled by a conditional update, so two copies of a callback arriving at once settle it once.
 """
@@ -17,8 +18,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hub.store import reachable
-from hub.store.models import PaymentCallbackRow, PaymentRow
+from adapters.payment.tables import PaymentCallbackRow, PaymentRow
+from hub.plugin import reachable
 
 __all__ = ["CallbackRecord", "Payment", "PaymentLedger", "PaymentState", "SettleOutcome"]
 

@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from adapters.payment.ledger import Payment, PaymentState
+from adapters.payment.settlement import PaymentSettlement
 from adapters.payment.wire import RESULT_NOT_FOUND, RESULT_PENDING
-from hub.errors import ConfigurationError, DeliveryError, StoreUnavailableError
-from hub.payments.ledger import Payment, PaymentState
-from hub.payments.settlement import PaymentSettlement
+from hub.plugin import ConfigurationError, DeliveryError, StoreUnavailableError
 
 __all__ = ["PaymentReconciler", "ReconcileReport"]
 
