@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import orjson
 import structlog
@@ -92,6 +92,17 @@ def _json_line(event: Any, **_: Any) -> str:
     return orjson.dumps(event, default=repr).decode()
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is written: a test harness or an embedding program may swap it
+    after logging was configured, and lines must not go to the stream it replaced (perhaps closed)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Configure structlog and the standard library logging to emit one JSON object per line."""
     renderer: Any = (
@@ -109,10 +120,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(cast(TextIO, _CurrentStderr()))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
