@@ -28,6 +28,8 @@ lint:
 	# Declared dependencies equal imports: the runtime code's ([tool.deptry]), then the tests' (in the dev extra).
 	$(BIN)/deptry .
 	$(BIN)/deptry . -e '\.venv' -e build -e var -e hub -e adapters -e schemas -e mocks -e bench --ignore DEP002,DEP004
+	# One core, many plugins: the import contracts of [tool.importlinter] (docs/architecture.md).
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy

@@ -35,6 +35,7 @@ from hub.adapter import (
     RequestAdapter,
     RequestContext,
 )
+from hub.adapter_config import AdapterConfig, BaseUrl, Duration, DurationOrOff, Text
 from hub.envelope import Envelope, normalize_text
 from hub.errors import (
     BrokerUnavailableError,
@@ -45,6 +46,14 @@ from hub.errors import (
     StoreUnavailableError,
     TransientDeliveryError,
     UnusableReplyError,
+)
+from hub.http_errors import (
+    body_snippet,
+    http_status_failure,
+    parse_retry_after,
+    redact,
+    redact_error,
+    transport_failure,
 )
 from hub.ratelimit import RateLimiter  # token buckets of a route's rate_limit (request-reply, login)
 from hub.routing import Route, SystemSpec, parse_duration, parse_rate
@@ -61,14 +70,18 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Adapter",
+    "AdapterConfig",
     "AdapterFactory",
     "AuditRecord",
+    "BaseUrl",
     "BrokerUnavailableError",
     "ConfigurationError",
     "ConfirmsDelivery",
     "DeliveryContext",
     "DeliveryError",
     "DossierState",
+    "Duration",
+    "DurationOrOff",
     "Envelope",
     "Extension",
     "HubContext",
@@ -85,13 +98,20 @@ __all__ = [
     "Route",
     "StoreUnavailableError",
     "SystemSpec",
+    "Text",
     "TransientDeliveryError",
     "UnusableReplyError",
     "UsesHubContext",
+    "body_snippet",
+    "http_status_failure",
     "normalize_text",
     "parse_duration",
     "parse_rate",
+    "parse_retry_after",
     "reachable",
+    "redact",
+    "redact_error",
+    "transport_failure",
 ]
 
 #: The entry-point group the hub reads its plugins from.

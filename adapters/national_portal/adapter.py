@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field
 
 from adapters.national_portal.client import NationalPortalClient
 from adapters.national_portal.mapping import (
@@ -15,14 +17,20 @@ from adapters.national_portal.mapping import (
     is_already_registered,
     personal_values,
     progress_request,
-    redact,
     step_from_envelope,
     sync_request,
 )
 from adapters.national_portal.wire import MAX_PROGRESS_STEPS, SERVICE_SYNC_DOSSIER, SERVICE_UPDATE_PROGRESS
-from hub.adapter import DeliveryContext
-from hub.envelope import Envelope
-from hub.errors import ConfigurationError, PermanentDeliveryError
+from hub.plugin import (
+    AdapterConfig,
+    BaseUrl,
+    DeliveryContext,
+    Duration,
+    Envelope,
+    PermanentDeliveryError,
+    Text,
+    redact,
+)
 
 __all__ = ["NationalPortalAdapter", "create_adapter"]
 
@@ -143,8 +151,7 @@ class NationalPortalAdapter:
         reply = await self._client.call(SERVICE_UPDATE_PROGRESS, progress_request(steps).to_wire(), subject=subject)
         if not reply.accepted:
             raise PermanentDeliveryError(
-                f"The national portal rejected {subject}: {_portal_message(reply.message, ())} "
-                "Fix the dossier.",
+                f"The national portal rejected {subject}: {_portal_message(reply.message, ())} Fix the dossier.",
                 status_code=200,
             )
 
@@ -158,55 +165,29 @@ def _portal_message(message: str | None, personal: Sequence[str]) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
-def create_adapter(target_id: str, config: Mapping[str, Any]) -> NationalPortalAdapter:
-    """Build the adapter of target ``target_id`` from its settings.
+class NationalPortalConfig(AdapterConfig):
+    """Settings of a ``national_portal`` target: the NGSP/LGSP gateway's address and the OAuth2 client
+    credentials it issued for the hub."""
 
-    Keys: ``base_url`` (required), ``client_id`` and ``client_secret`` (required, OAuth2 client
-    credentials), ``timeout_seconds`` (10), ``max_connections`` (50), ``token_url``
-    (default ``<base_url>/oauth2/token``). Other keys are ignored.
-    """
-    where = f"target {target_id!r} (national_portal)"
-    base_url = _url(config, "base_url", where, required=True)
-    token_url = _url(config, "token_url", where, required=False)
-    credentials = {}
-    for key in ("client_id", "client_secret"):
-        value = config.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigurationError(
-                f"Settings of {where} lack {key}: set the OAuth2 client credentials the NGSP/LGSP gateway "
-                "issued for the hub."
-            )
-        credentials[key] = value.strip()
-    timeout = _number(config, "timeout_seconds", 10.0, where)
-    max_connections = int(_number(config, "max_connections", 50, where))
+    adapter: ClassVar[str] = "national_portal"
+
+    base_url: BaseUrl
+    client_id: Text
+    client_secret: Text
+    token_url: BaseUrl | None = None  # default: <base_url>/oauth2/token
+    timeout_seconds: Duration = 10.0
+    max_connections: int = Field(default=50, ge=1, le=10_000)
+
+
+def create_adapter(target_id: str, config: Mapping[str, Any]) -> NationalPortalAdapter:
+    """Build the adapter of target ``target_id`` from its settings (:class:`NationalPortalConfig`)."""
+    settings = NationalPortalConfig.read(target_id, config)
     client = NationalPortalClient(
-        base_url=base_url or "",
-        token_url=token_url,
-        client_id=credentials["client_id"],
-        client_secret=credentials["client_secret"],
-        timeout_seconds=timeout,
-        max_connections=max_connections,
+        base_url=settings.base_url,
+        token_url=settings.token_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        timeout_seconds=settings.timeout_seconds,
+        max_connections=settings.max_connections,
     )
     return NationalPortalAdapter(target_id, client)
-
-
-def _url(config: Mapping[str, Any], key: str, where: str, *, required: bool) -> str | None:
-    value = config.get(key)
-    if value is None or value == "":
-        if required:
-            raise ConfigurationError(f"Settings of {where} lack {key}, e.g. https://api.ngsp.gov.vn.")
-        return None
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigurationError(f"{key} of {where} must be an http:// or https:// URL, got {value!r}.")
-    return value.rstrip("/")
-
-
-def _number(config: Mapping[str, Any], key: str, default: float, where: str) -> float:
-    value = config.get(key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not number > 0 or number == float("inf"):
-        raise ConfigurationError(f"{key} of {where} must be a positive number, got {value!r}.")
-    return number

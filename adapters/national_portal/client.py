@@ -3,36 +3,36 @@
 OAuth2 client credentials: the token is cached until shortly before it expires, and
 refreshed once when a call answers 401 (then the call is retried once). Every transport or
 HTTP failure leaves this module as :class:`~hub.errors.TransientDeliveryError` or
-:class:`~hub.errors.PermanentDeliveryError`; see :func:`transport_failure` and
-:func:`http_failure` for the table.
+:class:`~hub.errors.PermanentDeliveryError`, through the hub's one translation
+(:func:`hub.plugin.transport_failure`, :func:`hub.plugin.http_status_failure`) with the portal's own advice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import json
-import math
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import structlog
 from pydantic import ValidationError
 
-from adapters.national_portal.mapping import redact
 from adapters.national_portal.wire import PortalReply, TokenReply
-from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from hub.plugin import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    body_snippet,
+    http_status_failure,
+)
+from hub.plugin import transport_failure as plugin_transport_failure
 
 __all__ = [
     "NationalPortalClient",
     "http_failure",
-    "parse_retry_after",
     "transport_failure",
 ]
 
@@ -42,10 +42,6 @@ SERVICE_PATH = "/dvcqg"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path, not a secret
 #: Refresh a token this long before the portal says it expires (at most 10 % of its lifetime).
 TOKEN_EXPIRY_MARGIN_SECONDS = 30.0
-_SNIPPET_LENGTH = 200
-_TAG = re.compile(r"<[^>]+>")
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,161 +53,25 @@ class _Token:
         return time.monotonic() < self.refresh_at
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), else None."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _snippet(text: str, personal: Iterable[str] = ()) -> str:
-    """A short, single-line, redacted excerpt of a reply body (HTML tags removed)."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("fault"), dict):  # WSO2 gateway fault
-        message, description = (str(data["fault"].get(key) or "").strip() for key in ("message", "description"))
-        text = description if message in description else f"{message}: {description}".strip(": ")
-    elif isinstance(data, dict) and "error" in data:  # OAuth2 error
-        text = str(data["error"])
-    else:
-        title = _TITLE.search(text)
-        text = html.unescape(_TAG.sub(" ", title.group(1) if title else text))
-    text = _SPACE.sub(" ", text).strip()
-    if len(text) > _SNIPPET_LENGTH:
-        text = text[: _SNIPPET_LENGTH - 1] + "…"
-    return redact(text, personal) or "(empty body)"
+SYSTEM = "the national portal"
+#: What the portal's refusals ask of the province (the rest of each sentence is hub.plugin's).
+_ADVICE = {
+    401: "The hub's access token was refused even after a new one was fetched: check the client id/secret in "
+    "settings, then replay.",
+    403: "The hub's client is not allowed to call this service: ask the NGSP/portal operators to subscribe it, "
+    "then replay.",
+    400: "Fix the dossier.",
+}
 
 
 def transport_failure(exc: Exception, *, action: str, url: str, timeout: float) -> DeliveryError:
-    """Translate an httpx (or socket) exception raised while doing ``action`` against ``url``."""
-    kind = type(exc).__name__
-    detail = f" ({kind}: {exc})" if str(exc) else f" ({kind})"
-    if isinstance(exc, httpx.PoolTimeout):
-        return TransientDeliveryError(
-            f"No free connection to the national portal for {action} within {timeout:g}s{detail}: every "
-            "connection was busy with slow calls. The hub will retry; if it keeps happening, raise "
-            "max_connections or check how fast the portal answers.",
-            unsent=True,
-        )
-    if isinstance(exc, httpx.ConnectTimeout):
-        return TransientDeliveryError(
-            f"Could not connect to the national portal at {url} within {timeout:g}s for {action}{detail}. "
-            "The hub will retry; if it keeps happening, check the network route to the NGSP/LGSP gateway.",
-            unsent=True,
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return TransientDeliveryError(
-            f"The national portal did not answer {action} within {timeout:g}s{detail}. The hub will retry; "
-            "if it keeps happening, check the portal's status or raise timeout_seconds for this target."
-        )
-    if isinstance(exc, httpx.ConnectError):
-        return TransientDeliveryError(
-            f"Could not connect to the national portal at {url} for {action}{detail}. The hub will retry; "
-            "if it keeps happening, check that the gateway is up and reachable from the hub.",
-            unsent=True,
-        )
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return PermanentDeliveryError(
-            f"The national portal URL {url} is not an http:// or https:// address{detail}. "
-            "Fix base_url (or token_url) for this target in settings, then replay."
-        )
-    if isinstance(exc, httpx.LocalProtocolError):
-        return PermanentDeliveryError(
-            f"The hub could not build a valid HTTP request for {action}{detail}. Check that client_id and "
-            "client_secret for this target are plain ASCII; if they are, report this to the hub maintainers."
-        )
-    if isinstance(exc, httpx.ProxyError):
-        return TransientDeliveryError(
-            f"The HTTP proxy between the hub and the national portal failed during {action}{detail}. "
-            "The hub will retry; check the proxy if it keeps happening."
-        )
-    if isinstance(exc, httpx.TooManyRedirects):
-        return PermanentDeliveryError(
-            f"The national portal redirected {action} too many times{detail}. Check base_url for this "
-            "target in settings, then replay."
-        )
-    if isinstance(exc, httpx.DecodingError):
-        return TransientDeliveryError(
-            f"The national portal's answer to {action} could not be decoded{detail}. The hub will retry."
-        )
-    # RemoteProtocolError, ReadError, WriteError, CloseError, other network and socket errors.
-    return TransientDeliveryError(
-        f"The connection to the national portal dropped during {action}{detail}. The hub will retry."
-    )
+    """An httpx (or socket) failure while doing ``action`` against the portal (:func:`hub.plugin.transport_failure`)."""
+    return plugin_transport_failure(exc, system=SYSTEM, action=action, url=url, timeout=timeout)
 
 
-def http_failure(
-    response: httpx.Response,
-    *,
-    action: str,
-    client_id: str,
-    personal: Iterable[str] = (),
-) -> DeliveryError:
-    """Translate a non-2xx answer (other than the 401 handled by the token refresh)."""
-    status = response.status_code
-    snippet = _snippet(response.text, personal)
-    if 300 <= status < 400:
-        location = response.headers.get("location", "(no Location header)")
-        return PermanentDeliveryError(
-            f"The national portal redirected {action} to {location} (HTTP {status}); base_url for this "
-            "target is probably wrong (http instead of https, or a missing path). Fix it in settings, "
-            "then replay.",
-            status_code=status,
-        )
-    if status == 401:
-        return PermanentDeliveryError(
-            f"The national portal refused the hub's access token for {action} (HTTP 401) even after fetching "
-            f"a new one ({snippet}). Check the client id/secret in settings, then replay.",
-            status_code=status,
-        )
-    if status == 403:
-        return PermanentDeliveryError(
-            f"The national portal refused {action} (HTTP 403 Forbidden: {snippet}): client {client_id!r} is "
-            "not allowed to call this service. Ask the NGSP/portal operators to subscribe the client to it, "
-            "then replay.",
-            status_code=status,
-        )
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    wait = f" after {retry_after:g}s as the portal asked" if retry_after is not None else ""
-    if status == 429:
-        return TransientDeliveryError(
-            f"The national portal is throttling the hub (HTTP 429) and refused {action}. "
-            f"The hub will retry{wait}; if it keeps happening, ask for a higher quota.",
-            status_code=status,
-            retry_after=retry_after,
-        )
-    if status == 408:
-        return TransientDeliveryError(
-            f"The national portal timed out reading {action} (HTTP 408). The hub will retry{wait}.",
-            status_code=status,
-            retry_after=retry_after,
-        )
-    if 400 <= status < 500:
-        return PermanentDeliveryError(
-            f"The national portal refused {action} as invalid (HTTP {status}: {snippet}). "
-            "Fix the dossier.",
-            status_code=status,
-        )
-    return TransientDeliveryError(
-        f"The national portal answered HTTP {status} to {action} ({snippet}). The hub will retry{wait}.",
-        status_code=status,
-        retry_after=retry_after,
-    )
+def http_failure(response: httpx.Response, *, action: str, personal: Iterable[str] = ()) -> DeliveryError:
+    """A non-2xx answer other than the 401 the token refresh handles (:func:`hub.plugin.http_status_failure`)."""
+    return http_status_failure(response, system=SYSTEM, action=action, personal=personal, advice=_ADVICE)
 
 
 class NationalPortalClient:
@@ -270,7 +130,7 @@ class NationalPortalClient:
             token = await self._token_after_rejection(token)
             response = await self._post_json(url, content, token, action)
         if not 200 <= response.status_code < 300:
-            raise http_failure(response, action=action, client_id=self.client_id, personal=personal)
+            raise http_failure(response, action=action, personal=personal)
         return self._parse_reply(response, action=action, personal=personal)
 
     async def fetch_token(self) -> None:
@@ -291,7 +151,7 @@ class NationalPortalClient:
         except ValidationError:
             raise TransientDeliveryError(
                 f"The national portal answered {action} with HTTP {response.status_code} but not its JSON "
-                f"reply with an error_code ({_snippet(response.text, personal)}); probably a gateway error "
+                f"reply with an error_code ({body_snippet(response.text, personal)}); probably a gateway error "
                 "page. The hub will retry.",
                 status_code=response.status_code,
             ) from None
@@ -345,18 +205,18 @@ class NationalPortalClient:
         if status in (400, 401, 403):
             raise PermanentDeliveryError(
                 f"The national portal's token endpoint {self.token_url} refused the client credentials "
-                f"(HTTP {status}: {_snippet(response.text)}). Check the client id/secret in settings, "
+                f"(HTTP {status}: {body_snippet(response.text)}). Check the client id/secret in settings, "
                 "then replay.",
                 status_code=status,
             )
         if not 200 <= status < 300:
-            raise http_failure(response, action=f"{action} from {self.token_url}", client_id=self.client_id)
+            raise http_failure(response, action=f"{action} from {self.token_url}")
         try:
             reply = TokenReply.model_validate_json(response.content)
         except ValidationError:
             raise TransientDeliveryError(
                 f"The national portal's token endpoint {self.token_url} answered HTTP {status} without an "
-                f"access token ({_snippet(response.text)}); probably a gateway error page. "
+                f"access token ({body_snippet(response.text)}); probably a gateway error page. "
                 "The hub will retry.",
                 status_code=status,
             ) from None

@@ -7,7 +7,6 @@ field names (:mod:`schemas.dossier`); mapping validates them again, normalises t
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -15,8 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from adapters.national_portal.wire import DossierSyncRequest, ProgressUpdateRequest
-from hub.envelope import Envelope, normalize_text
-from hub.errors import PermanentDeliveryError
+from hub.plugin import Envelope, PermanentDeliveryError, normalize_text
 from schemas.dossier import DossierProgress, DossierUpserted
 
 __all__ = [
@@ -27,7 +25,6 @@ __all__ = [
     "is_already_registered",
     "personal_values",
     "progress_request",
-    "redact",
     "step_from_envelope",
     "sync_request",
 ]
@@ -38,8 +35,6 @@ TYPE_DOSSIER_PROGRESS = "dossier.progress"
 #: Fields of a dossier whose values are personal data and never appear in a reason or log.
 _PERSONAL_FIELDS = ("ChuHoSo", "SoGiayToChuHoSo", "MaDoiTuong", "SoDienThoai", "Email")
 #: 9- to 12-digit runs are ID card, personal ID or phone numbers (14-digit timestamps are kept).
-_ID_OR_PHONE = re.compile(r"(?<!\d)\+?\d{9,12}(?!\d)")
-_EMAIL = re.compile(r"[^@\s'\"<>()]+@[^@\s'\"<>()]+\.[A-Za-z]{2,}")
 _ALREADY_REGISTERED = ("đã tồn tại", "da ton tai")
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
@@ -122,12 +117,3 @@ def personal_values(payloads: Iterable[Mapping[str, Any]]) -> list[str]:
                 if isinstance(identifier, Mapping) and isinstance(identifier.get("SoDinhDanh"), str):
                     values.append(identifier["SoDinhDanh"])
     return values
-
-
-def redact(text: str, personal: Iterable[str] = ()) -> str:
-    """``text`` with known personal values, e-mail addresses and ID/phone numbers masked."""
-    text = unicodedata.normalize("NFC", text)
-    for value in sorted({unicodedata.normalize("NFC", v) for v in personal if len(v) >= 3}, key=len, reverse=True):
-        text = text.replace(value, "***")
-    text = _EMAIL.sub("***", text)
-    return _ID_OR_PHONE.sub("***", text)

@@ -3,22 +3,28 @@
 The one-stop system exposes one endpoint that takes a hub message as JSON
 ``{"id", "type", "dossier_code", "accepted_at", "payload"}`` with the hub's API key as a bearer token
 and the message id as ``Idempotency-Key`` (delivery is at least once: the same id may come twice).
-Any 2xx is success; failures are translated by :mod:`adapters._http_errors`.
+Any 2xx is success; failures are translated by :mod:`hub.http_errors`, through hub.plugin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
 
-from adapters._http_errors import http_status_failure, transport_failure
-from hub.adapter import DeliveryContext
-from hub.envelope import Envelope
-from hub.errors import ConfigurationError
+from hub.plugin import (
+    AdapterConfig,
+    BaseUrl,
+    DeliveryContext,
+    Duration,
+    Envelope,
+    Text,
+    http_status_failure,
+    transport_failure,
+)
 
 __all__ = ["OneStopAdapter", "create_adapter"]
 
@@ -57,7 +63,7 @@ class OneStopAdapter:
             )
         except (httpx.HTTPError, OSError) as exc:
             raise transport_failure(
-                exc, system=SYSTEM, action=action, url=self.url, timeout=self.timeout_seconds
+                exc, system=SYSTEM, action=action, url=self.url, timeout=self.timeout_seconds, setting="url"
             ) from exc
         if not 200 <= response.status_code < 300:
             raise http_status_failure(response, system=SYSTEM, action=action)
@@ -73,21 +79,20 @@ class OneStopAdapter:
         await self._http.aclose()
 
 
+class OneStopConfig(AdapterConfig):
+    """Settings of an ``onestop`` target: the one-stop system's receiving endpoint and the key it gave
+    the hub (reference an environment variable)."""
+
+    adapter: ClassVar[str] = "onestop"
+
+    url: BaseUrl
+    api_key: Text | None = None
+    timeout_seconds: Duration = 10.0
+
+
 def create_adapter(target_id: str, config: Mapping[str, Any]) -> OneStopAdapter:
-    """Keys: ``url`` (required: the one-stop system's receiving endpoint), ``api_key`` (the key it
-    gave the hub; reference an environment variable), ``timeout_seconds`` (10)."""
-    where = f"target {target_id!r} (onestop)"
-    url = config.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"Settings of {where} need url, the one-stop system's receiving endpoint "
-            f"(http:// or https://), got {url!r}."
-        )
-    api_key = config.get("api_key")
-    try:
-        timeout = float(config.get("timeout_seconds", 10))
-    except (TypeError, ValueError):
-        timeout = 0.0
-    if timeout <= 0:
-        raise ConfigurationError(f"timeout_seconds of {where} must be a positive number of seconds.")
-    return OneStopAdapter(target_id, url=url, api_key=str(api_key) if api_key else None, timeout_seconds=timeout)
+    """Build the adapter of target ``target_id`` from its settings (:class:`OneStopConfig`)."""
+    settings = OneStopConfig.read(target_id, config)
+    return OneStopAdapter(
+        target_id, url=settings.url, api_key=settings.api_key, timeout_seconds=settings.timeout_seconds
+    )

@@ -4,7 +4,7 @@ Every message is POSTed as JSON to one endpoint (``api_path``); the answer's ``M
 checked before anything in it is believed. Failures leave as :class:`~hub.plugin.DeliveryError`:
 
 =======================================  =============================================================
-transport failure, HTTP 5xx/429          transient (see :mod:`adapters._http_errors`)
+transport failure, HTTP 5xx/429          transient (see :mod:`hub.http_errors`, through hub.plugin)
 HTTP 401/403, other 4xx                  permanent
 answer not JSON / not the platform's     transient (a gateway error page, most likely)
 answer with a wrong MaXacThuc            unusable reply (permanent; a request-reply caller gets 502)
@@ -24,7 +24,6 @@ import httpx
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from adapters._http_errors import body_snippet, http_status_failure, transport_failure
 from adapters.payment.signing import sign_message, verify_message
 from adapters.payment.wire import (
     PROTOCOL_VERSION,
@@ -35,7 +34,15 @@ from adapters.payment.wire import (
     RefundReply,
     platform_time,
 )
-from hub.plugin import DeliveryError, PermanentDeliveryError, TransientDeliveryError, UnusableReplyError
+from hub.plugin import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UnusableReplyError,
+    body_snippet,
+    http_status_failure,
+    transport_failure,
+)
 
 __all__ = ["PaymentPlatformClient", "reply_failure"]
 

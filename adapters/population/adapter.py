@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from adapters.population.client import DEFAULT_WSDL, PopulationClient
 from adapters.population.mapping import OPERATIONS, TYPE_LOOKUP, lookup_result, request_fields, verify_result
-from hub.adapter import RequestContext
-from hub.envelope import Envelope
-from hub.errors import ConfigurationError, PermanentDeliveryError
+from hub.plugin import (
+    AdapterConfig,
+    BaseUrl,
+    ConfigurationError,
+    Duration,
+    Envelope,
+    PermanentDeliveryError,
+    RequestContext,
+    Text,
+)
 
 __all__ = ["PopulationAdapter", "create_adapter"]
 
@@ -45,20 +52,22 @@ class PopulationAdapter:
         await self._client.aclose()
 
 
+class PopulationConfig(AdapterConfig):
+    """Settings of a ``population`` target: the national population database's SOAP service, the
+    integration code (MaTichHop) it issued the province, and the WSDL (default: the one in this package)."""
+
+    adapter: ClassVar[str] = "population"
+
+    service_url: BaseUrl
+    integration_code: Text
+    timeout_seconds: Duration = 10.0
+    wsdl: Path = DEFAULT_WSDL
+
+
 def create_adapter(target_id: str, config: Mapping[str, Any]) -> PopulationAdapter:
-    """Build from a target's ``config``: ``service_url``, ``integration_code`` (MaTichHop),
-    ``timeout_seconds`` (default 10), ``wsdl`` (default: the WSDL in this package)."""
-    missing = [key for key in ("service_url", "integration_code") if not config.get(key)]
-    if missing:
-        raise ConfigurationError(
-            f"Target '{target_id}' (population database) needs {' and '.join(missing)} in its config."
-        )
-    try:
-        timeout = float(config.get("timeout_seconds", 10))
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"Target '{target_id}': timeout_seconds must be a number of seconds.") from exc
-    wsdl = Path(str(config["wsdl"])) if config.get("wsdl") else DEFAULT_WSDL
-    if not wsdl.is_file():
-        raise ConfigurationError(f"Target '{target_id}': the WSDL file {wsdl} does not exist.")
-    client = PopulationClient(service_url=str(config["service_url"]), timeout=timeout, wsdl=wsdl)
-    return PopulationAdapter(target_id, client, integration_code=str(config["integration_code"]))
+    """Build the adapter of target ``target_id`` from its settings (:class:`PopulationConfig`)."""
+    settings = PopulationConfig.read(target_id, config)
+    if not settings.wsdl.is_file():
+        raise ConfigurationError(f"Target '{target_id}': the WSDL file {settings.wsdl} does not exist.")
+    client = PopulationClient(service_url=settings.service_url, timeout=settings.timeout_seconds, wsdl=settings.wsdl)
+    return PopulationAdapter(target_id, client, integration_code=settings.integration_code)

@@ -20,7 +20,13 @@ from zeep.helpers import serialize_object
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
-from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError, UnusableReplyError
+from hub.plugin import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UnusableReplyError,
+    transport_failure,
+)
 
 __all__ = ["DEFAULT_WSDL", "HttpStatusError", "PopulationClient", "translate_failure"]
 
@@ -139,23 +145,9 @@ def translate_failure(exc: BaseException, *, operation: str, url: str, timeout: 
             f"The population database's answer to {operation} does not match the WSDL ({type(exc).__name__}: "
             f"{str(exc)[:200]}). Report it to the population database's operators."
         )
-    if isinstance(exc, httpx.TimeoutException):
-        return TransientDeliveryError(
-            f"The population database did not answer {operation} within {timeout:g} s. "
-            "The hub retries while the caller waits."
-        )
-    if isinstance(exc, httpx.ConnectError):
-        return TransientDeliveryError(
-            f"Could not connect to the population database at {url} for {operation}. "
-            "Check that the NGSP/LGSP route to it is up; the hub retries while the caller waits.",
-            unsent=True,
-        )
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return PermanentDeliveryError(f"The population database URL {url} is not http(s); fix service_url.")
     if isinstance(exc, httpx.HTTPError | OSError):
-        return TransientDeliveryError(
-            f"The connection to the population database dropped during {operation} ({type(exc).__name__}). "
-            "The hub retries while the caller waits."
+        return transport_failure(
+            exc, system="the population database", action=operation, url=url, timeout=timeout, setting="service_url"
         )
     raise exc
 

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.population.regions import address_from_wire
-from hub.envelope import Envelope, normalize_text
-from hub.errors import UnusableReplyError
+from hub.plugin import Envelope, UnusableReplyError, normalize_text
 from schemas.population import (
     Citizen,
     CitizenName,

@@ -32,7 +32,14 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from adapters.vneid.mapping import identity_from_claims
-from hub.plugin import DeliveryError, LoginRequest, PermanentDeliveryError, TransientDeliveryError
+from hub.plugin import (
+    DeliveryError,
+    LoginRequest,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    http_status_failure,
+    transport_failure,
+)
 
 __all__ = ["ProviderRefusalError", "VNeIDProvider", "pkce_challenge", "translate_failure"]
 
@@ -67,6 +74,11 @@ def _client_secret_basic(
     return uri, {**headers, "Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}, body
 
 
+_CHECK_SETTINGS = "Check the client id, secret and issuer of the VNeID target in the route files."
+#: What VNeID's refusals ask of the province (the rest of each sentence is hub.plugin's).
+_ADVICE = {401: _CHECK_SETTINGS, 403: _CHECK_SETTINGS, 400: _CHECK_SETTINGS}
+
+
 def translate_failure(exc: BaseException, *, action: str, issuer: str, timeout: float) -> DeliveryError:
     """Turn an httpx or provider failure while doing ``action`` into a hub error (a sentence)."""
     if isinstance(exc, DeliveryError):
@@ -77,24 +89,9 @@ def translate_failure(exc: BaseException, *, action: str, issuer: str, timeout: 
             "The login cannot be completed; the citizen can start it again."
         )
     if isinstance(exc, httpx.HTTPStatusError):
-        status = exc.response.status_code
-        if status >= 500 or status == 429:
-            return TransientDeliveryError(
-                f"VNeID answered {action} with HTTP {status}; it may be down or throttling. Try again shortly.",
-                status_code=status,
-            )
-        return PermanentDeliveryError(
-            f"VNeID answered {action} with HTTP {status}. Check the client id, secret and issuer of the VNeID "
-            "target in the route files.",
-            status_code=status,
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return TransientDeliveryError(f"VNeID ({issuer}) did not answer {action} within {timeout:g} s.")
-    if isinstance(exc, httpx.HTTPError | OSError | ValueError):
-        return TransientDeliveryError(
-            f"VNeID ({issuer}) could not be reached for {action} ({type(exc).__name__}). "
-            "Check the network route to the provider."
-        )
+        return http_status_failure(exc.response, system="VNeID", action=action, advice=_ADVICE)
+    if isinstance(exc, httpx.HTTPError | OSError):
+        return transport_failure(exc, system="VNeID", action=action, url=issuer, timeout=timeout)
     raise exc
 
 

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
-from adapters._http_errors import redact_error
 from adapters.vnpost.client import VNPostClient, status_failure
 from adapters.vnpost.shipments import ShipmentBook
 from adapters.vnpost.wire import (
@@ -34,6 +33,7 @@ from hub.plugin import (
     RequestContext,
     TransientDeliveryError,
     parse_duration,
+    redact_error,
 )
 from schemas.postal import PostalCancel, PostalOrder, PostalParty, TrackingStatus
 

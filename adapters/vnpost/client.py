@@ -3,7 +3,7 @@
 Failures leave as :class:`~hub.plugin.DeliveryError`:
 
 ======================================  =============================================================
-transport failure, HTTP 5xx/429         transient (see :mod:`adapters._http_errors`)
+transport failure, HTTP 5xx/429         transient (see :mod:`hub.http_errors`, through hub.plugin)
 HTTP 401 after a fresh token            permanent: the username/password in settings are wrong
 Status "500"                            transient: VNPost's system failed
 Status "106" at getToken                permanent: wrong username or password
@@ -24,7 +24,6 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
-from adapters._http_errors import body_snippet, http_status_failure, transport_failure
 from adapters.vnpost.wire import (
     STATUS_BAD_CREDENTIALS,
     STATUS_MEANINGS,
@@ -33,7 +32,14 @@ from adapters.vnpost.wire import (
     TokenData,
     VNPostReply,
 )
-from hub.plugin import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from hub.plugin import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    body_snippet,
+    http_status_failure,
+    transport_failure,
+)
 
 __all__ = ["VNPostClient", "status_failure"]
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from adapters.national_portal import NationalPortalAdapter, create_adapter
-from adapters.national_portal.client import parse_retry_after, transport_failure
+from adapters.national_portal.client import transport_failure
 from hub.adapter import Adapter, DeliveryContext
 from hub.envelope import Envelope
 from hub.errors import (
@@ -26,6 +26,7 @@ from hub.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from hub.plugin import parse_retry_after
 from tests.contract.conftest import AdapterFactory, MockPortalControl
 
 CODE = "H15.50.05.13-261008-0975"
@@ -373,7 +374,7 @@ async def test_slow_portal_times_out_as_transient(make_adapter: AdapterFactory, 
     adapter = await make_adapter(timeout_seconds=0.2)
     await adapter.check()  # the token endpoint is not slowed down
     await mock_portal.set_faults(latency_ms=600)
-    with pytest.raises(TransientDeliveryError, match=r"did not answer .* within 0\.2s") as caught:
+    with pytest.raises(TransientDeliveryError, match=r"did not answer .* within 0\.2 s") as caught:
         await create_dossier(adapter)
     assert CODE in caught.value.reason
     assert not caught.value.unsent  # the portal may have taken it
