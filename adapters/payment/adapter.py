@@ -15,14 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
 
 from adapters.payment.client import PaymentPlatformClient
 from adapters.payment.wire import BillReply, PaymentResult
-from hub.plugin import ConfigurationError, Envelope, PermanentDeliveryError, RequestContext, parse_duration
+from hub.plugin import (
+    AdapterConfig,
+    BaseUrl,
+    ConfigurationError,
+    Duration,
+    DurationOrOff,
+    Envelope,
+    PermanentDeliveryError,
+    RequestContext,
+    Text,
+)
 from schemas.payments import PaymentInit, PaymentRefund
 
 if TYPE_CHECKING:
@@ -294,34 +304,41 @@ def _parse(model: type[_ModelT], envelope: Envelope) -> _ModelT:
         raise PermanentDeliveryError(f"Request {envelope.id} ({envelope.type}) is not valid: {problems}.") from None
 
 
-def create_adapter(target_id: str, config: Mapping[str, Any]) -> PaymentPlatformAdapter:
-    """Build the adapter of target ``target_id`` from its settings (``config:`` in the route file).
+class PaymentConfig(AdapterConfig):
+    """Settings of a ``payment_platform`` target (``config:`` in the route file)."""
 
-    Keys: ``base_url`` (required), ``partner_code`` (MaDoiTac, required), ``secret`` (the partner
-    secret, required: reference an environment variable), ``api_path`` (/api/thanh-toan),
-    ``timeout_seconds`` (10), ``description`` (ThongTinGiaoDich when the request has none; may use
-    {MaHoSo}), ``query_after`` (10m: first QUERY of a payment without result), ``query_every`` (5m),
-    ``give_up_after`` (24h: then the payment is marked expired), ``reconcile_interval`` (1m: how
-    often the ingress runs a reconciliation pass; 0 = only ``hub payments reconcile``).
-    """
-    where = f"target {target_id!r} (payment_platform)"
-    base_url = _text(config, "base_url", where)
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"base_url of {where} must be an http:// or https:// URL, got {base_url!r}.")
+    adapter: ClassVar[str] = "payment_platform"
+
+    base_url: BaseUrl
+    partner_code: Text  # MaDoiTac
+    secret: Text  # the partner secret: reference an environment variable
+    api_path: Text = "/api/thanh-toan"
+    timeout_seconds: Duration = 10.0
+    #: ThongTinGiaoDich when the request has none; may use {MaHoSo}.
+    description: Text = "Thanh toan phi, le phi ho so {MaHoSo}"
+    query_after: Duration = 600.0  # first QUERY of a payment without result
+    query_every: Duration = 300.0
+    give_up_after: Duration = 86_400.0  # then the payment is marked expired
+    #: How often the ingress runs a reconciliation pass; 0 = only ``hub payments reconcile``.
+    reconcile_interval: DurationOrOff = 60.0
+
+
+def create_adapter(target_id: str, config: Mapping[str, Any]) -> PaymentPlatformAdapter:
+    """Build the adapter of target ``target_id`` from its settings (:class:`PaymentConfig`)."""
+    settings = PaymentConfig.read(target_id, config)
     client = PaymentPlatformClient(
-        base_url=base_url,
-        partner_code=_text(config, "partner_code", where),
-        secret=_text(config, "secret", where),
-        api_path=str(config.get("api_path") or "/api/thanh-toan"),
-        timeout_seconds=_duration(config, "timeout_seconds", "10s", where),
+        base_url=settings.base_url,
+        partner_code=settings.partner_code,
+        secret=settings.secret,
+        api_path=settings.api_path,
+        timeout_seconds=settings.timeout_seconds,
     )
     timing = PaymentTiming(
-        query_after=_duration(config, "query_after", "10m", where),
-        query_every=_duration(config, "query_every", "5m", where),
-        give_up_after=_duration(config, "give_up_after", "24h", where),
-        interval=_duration(config, "reconcile_interval", "1m", where, zero_ok=True),
+        query_after=settings.query_after,
+        query_every=settings.query_every,
+        give_up_after=settings.give_up_after,
+        interval=settings.reconcile_interval,
     )
-    description = str(config.get("description") or "Thanh toan phi, le phi ho so {MaHoSo}")
     if client.uses_sample_secret:
         log.warning(
             "payment_sample_secret",
@@ -329,23 +346,4 @@ def create_adapter(target_id: str, config: Mapping[str, Any]) -> PaymentPlatform
             detail="This target uses the sample partner secret of the mock; set the platform's secret "
             "(HUB_PAYMENT_SECRET in the shipped route file) before taking real payments.",
         )
-    return PaymentPlatformAdapter(target_id, client, timing=timing, description=description)
-
-
-def _text(config: Mapping[str, Any], key: str, where: str) -> str:
-    value = config.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(
-            f"Settings of {where} lack {key}; set it in the route file or its environment variable."
-        )
-    return value.strip()
-
-
-def _duration(config: Mapping[str, Any], key: str, default: str, where: str, *, zero_ok: bool = False) -> float:
-    value = config.get(key, default)
-    if zero_ok and value in (0, "0", "0s"):
-        return 0.0
-    try:
-        return parse_duration(value)
-    except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"{key} of {where} is not a duration ({exc}).") from None
+    return PaymentPlatformAdapter(target_id, client, timing=timing, description=settings.description)

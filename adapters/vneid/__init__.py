@@ -8,40 +8,43 @@
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from adapters.vneid.login import create_login_extension
 from adapters.vneid.provider import VNeIDProvider
 from adapters.vneid.tables import VNeIDTables
-from hub.plugin import ConfigurationError, Plugin
+from hub.plugin import AdapterConfig, BaseUrl, Duration, DurationOrOff, Plugin, Text
 
 __all__ = ["VNeIDProvider", "create_adapter", "plugin"]
 
 
+class VNeIDConfig(AdapterConfig):
+    """Settings of a ``vneid`` target: the OpenID Connect provider and the hub's client at it."""
+
+    adapter: ClassVar[str] = "vneid"
+
+    issuer: BaseUrl
+    client_id: Text
+    client_secret: Text | None = None  # set for a confidential client
+    scopes: Text = "openid profile"
+    timeout_seconds: Duration = 10.0
+    loa_claim: Text = "acr"
+    #: An unknown key id re-reads the provider's JWKS at most this often.
+    jwks_refresh_seconds: DurationOrOff = 10.0  # 0: at every unknown key id
+
+
 def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNeIDProvider:
-    """Build from a target's config: ``issuer``, ``client_id``, ``client_secret`` (confidential client),
-    ``scopes`` (default "openid profile"), ``timeout_seconds`` (10), ``loa_claim`` (``acr``),
-    ``jwks_refresh_seconds`` (10: an unknown key id re-reads the provider's JWKS at most this often)."""
-    missing = [key for key in ("issuer", "client_id") if not config.get(key)]
-    if missing:
-        raise ConfigurationError(f"Target '{target_id}' (VNeID) needs {' and '.join(missing)} in its config.")
-    try:
-        timeout = float(str(config.get("timeout_seconds", 10)))
-        jwks_refresh = float(str(config.get("jwks_refresh_seconds", 10)))
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"Target '{target_id}': timeout_seconds and jwks_refresh_seconds must be numbers of seconds."
-        ) from exc
-    secret = config.get("client_secret")
+    """Build the provider of target ``target_id`` from its settings (:class:`VNeIDConfig`)."""
+    settings = VNeIDConfig.read(target_id, config)
     return VNeIDProvider(
         target_id,
-        issuer=str(config["issuer"]),
-        client_id=str(config["client_id"]),
-        client_secret=str(secret) if secret else None,
-        scopes=str(config.get("scopes") or "openid profile"),
-        timeout=timeout,
-        loa_claim=str(config.get("loa_claim") or "acr"),
-        jwks_refresh_seconds=jwks_refresh,
+        issuer=settings.issuer,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        scopes=settings.scopes,
+        timeout=settings.timeout_seconds,
+        loa_claim=settings.loa_claim,
+        jwks_refresh_seconds=settings.jwks_refresh_seconds,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
@@ -26,13 +26,17 @@ from adapters.vnpost.wire import (
     order_body,
 )
 from hub.plugin import (
+    AdapterConfig,
+    BaseUrl,
     ConfigurationError,
     DeliveryError,
+    Duration,
+    DurationOrOff,
     Envelope,
     PermanentDeliveryError,
     RequestContext,
+    Text,
     TransientDeliveryError,
-    parse_duration,
     redact_error,
 )
 from schemas.postal import PostalCancel, PostalOrder, PostalParty, TrackingStatus
@@ -281,67 +285,65 @@ def _parse(model: type[_ModelT], envelope: Envelope) -> _ModelT:
         raise PermanentDeliveryError(f"Request {envelope.id} ({envelope.type}) is not valid: {problems}.") from None
 
 
-def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNPostAdapter:
-    """Build the adapter of target ``target_id`` from its settings (``config:`` in the route file).
+class VNPostConfig(AdapterConfig):
+    """Settings of a ``vnpost`` target (``config:`` in the route file)."""
 
-    Keys: ``base_url``, ``username``, ``password`` (reference an environment variable) and
-    ``customer_code`` (all required); ``timeout_seconds`` (10), ``service_name`` (default VNPost
-    service, "BK"), ``poll_after`` (2h: a parcel without tracking news for this long is polled),
-    ``poll_interval`` (5m: how often the ingress looks for such parcels; 0 = only ``hub post track``),
-    ``agency_name``, ``agency_phone``, ``agency_address``, ``agency_province``, ``agency_ward``,
-    ``agency_district`` (the agency's side of every parcel), ``callback_token`` (the token VNPost sends
-    in ``X-VNPost-Token`` with tracking callbacks; unset = callbacks refused, polling only),
-    ``reorder_window`` (3s: a status that arrives by callback before an earlier one waits this long for
-    it, so the one-stop system gets every status in order).
-    """
-    where = f"target {target_id!r} (vnpost)"
-    values = {}
-    for key in ("base_url", "username", "password", "customer_code"):
-        value = config.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigurationError(
-                f"Settings of {where} lack {key}; set it in the route file or its environment variable."
-            )
-        values[key] = value.strip()
-    if not values["base_url"].startswith(("http://", "https://")):
-        raise ConfigurationError(f"base_url of {where} must be an http:// or https:// URL.")
+    adapter: ClassVar[str] = "vnpost"
+
+    base_url: BaseUrl
+    username: Text
+    password: Text  # reference an environment variable
+    customer_code: Text
+    timeout_seconds: Duration = 10.0
+    service_name: Text = "BK"  # VNPost's default service
+    poll_after: Duration = 7200.0  # a parcel without tracking news for this long is polled
+    #: How often the ingress looks for such parcels; 0 = only ``hub post track``.
+    poll_interval: DurationOrOff = 300.0
+    #: The token VNPost sends in ``X-VNPost-Token`` with tracking callbacks; unset = callbacks refused.
+    callback_token: Text | None = None
+    #: A status that arrives before an earlier one waits this long for it (statuses go on in order).
+    reorder_window: DurationOrOff = 3.0
+    # The agency's side of every parcel (none without an address).
+    agency_name: str | None = None
+    agency_phone: str | None = None
+    agency_address: str | None = None
+    agency_province: str = ""
+    agency_district: str | None = None
+    agency_ward: str = ""
+
+
+def create_adapter(target_id: str, config: Mapping[str, Any]) -> VNPostAdapter:
+    """Build the adapter of target ``target_id`` from its settings (:class:`VNPostConfig`)."""
+    settings = VNPostConfig.read(target_id, config)
     agency = None
-    if config.get("agency_address"):
+    if settings.agency_address:
         try:
             agency = PostalParty(
-                FullName=config.get("agency_name"),
-                Phone=config.get("agency_phone"),
-                Address=str(config.get("agency_address")),
-                ProvinceCode=str(config.get("agency_province", "")),
-                DistrictCode=config.get("agency_district") or None,
-                WardCode=str(config.get("agency_ward", "")),
+                FullName=settings.agency_name,
+                Phone=settings.agency_phone,
+                Address=settings.agency_address,
+                ProvinceCode=settings.agency_province,
+                DistrictCode=settings.agency_district or None,
+                WardCode=settings.agency_ward,
             )
         except ValidationError as exc:
-            raise ConfigurationError(f"The agency address of {where} is not valid: {exc.errors()[0]['msg']}.") from None
+            raise ConfigurationError(
+                f"The agency address of target '{target_id}' (vnpost) is not valid: {exc.errors()[0]['msg']}."
+            ) from None
     client = VNPostClient(
-        base_url=values["base_url"],
-        username=values["username"],
-        password=values["password"],
-        customer_code=values["customer_code"],
-        timeout_seconds=_duration(config, "timeout_seconds", "10s", where),
+        base_url=settings.base_url,
+        username=settings.username,
+        password=settings.password,
+        customer_code=settings.customer_code,
+        timeout_seconds=settings.timeout_seconds,
     )
     return VNPostAdapter(
         target_id,
         client,
         agency=agency,
-        service_name=str(config.get("service_name") or "BK"),
-        poll_after=_duration(config, "poll_after", "2h", where),
-        poll_interval=_duration(config, "poll_interval", "5m", where, zero_ok=True),
-        callback_token=str(config["callback_token"]) if config.get("callback_token") else None,
-        reorder_window=_duration(config, "reorder_window", "3s", where, zero_ok=True),
+        service_name=settings.service_name,
+        poll_after=settings.poll_after,
+        poll_interval=settings.poll_interval,
+        callback_token=settings.callback_token,
+        reorder_window=settings.reorder_window,
     )
-
-
-def _duration(config: Mapping[str, Any], key: str, default: str, where: str, *, zero_ok: bool = False) -> float:
-    value = config.get(key, default)
-    if zero_ok and value in (0, "0", "0s"):
-        return 0.0
-    try:
-        return parse_duration(value)
-    except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"{key} of {where} is not a duration ({exc}).") from None
