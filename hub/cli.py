@@ -1,6 +1,6 @@
 """The ``hub`` command: run the roles, check routes, look at and replay dead letters.
 
-Everything here is a thin layer over :mod:`hub.runner` and :mod:`hub.operations`.
+Everything here is a thin layer over :mod:`hub.runner` and :mod:`hub.services`.
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ def replay(
     Exits 1 when the message id names nothing that could be replayed (it is not in the store, or not
     dead-lettered); replaying an empty dead-letter queue with --all is not an error.
     """
-    from hub.operations import replay_message, replay_target
+    from hub.services import replay_message, replay_target
 
     if (message_id is None) == (not replay_all):
         _fail("Give a message id, or --target T --all.", 2)

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import AuditFacts, AuditLog
 from hub.auth import SystemKeys
-from hub.origination import dossier_states, originate
 from hub.plugin import AuditRecord, DossierState, OriginatedMessage
 from hub.routing import Route, SystemSpec
+from hub.services import dossier_states, originate
 from hub.settings import HubSettings
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from hub.console._overview import build_overview
 from hub.console._state import PREFIX, ConsoleHub, ConsoleState, Viewer, guarded
 from hub.errors import HubError
 from hub.observability import mask_payload
-from hub.operations import DeadLetterFilter, discard, reason_group, reason_key, replay_matching, replay_message
+from hub.services import DeadLetterFilter, discard, reason_group, reason_key, replay_matching, replay_message
 from hub.store import DeliveryState
 from schemas.dossier import DOSSIER_CODE_PATTERN
 

@@ -14,7 +14,7 @@ import pytest
 from hub.broker import ATTEMPT_HEADER, REASON_HEADER
 from hub.envelope import encode_envelope
 from hub.errors import BrokerUnavailableError
-from hub.operations import replay_message, replay_target
+from hub.services import replay_message, replay_target
 from hub.worker import TargetWorker
 from tests.support.harness import RABBITMQ_URL, RunningHub, eventually, running_hub, write_routes
 from tests.support.payloads import dossier, dossier_code, step

@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from adapters.payment.ledger import Payment, PaymentLedger
 from adapters.payment.settlement import PaymentSettlement
 from adapters.payment.signing import sign_message
-from hub.origination import DossierState, OriginatedMessage, latest_dossier_state, originate
+from hub.plugin import DossierState, OriginatedMessage
+from hub.services import latest_dossier_state, originate
 from hub.store.models import MessageRow
 from mocks.payment import DEFAULT_PARTNER_CODE, DEFAULT_SECRET
 from tests.support.harness import ONESTOP_KEY, RunningHub, eventually, running_hub

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.origination import latest_dossier_state
 from hub.plugin import DossierState, HubContext, UsesHubContext
+from hub.services import latest_dossier_state
 from hub.store import MessageStore
 from mocks._serve import serve_app
 from mocks.onestop.receiver import create_receiver_app

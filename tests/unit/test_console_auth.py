@@ -16,7 +16,7 @@ from hub.console._auth import (
 )
 from hub.console._i18n import status_name, translator
 from hub.errors import ConfigurationError
-from hub.operations import reason_group, reason_key
+from hub.services import reason_group, reason_key
 from hub.settings import HubSettings
 
 

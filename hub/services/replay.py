@@ -1,6 +1,6 @@
-"""What operators do to messages: list dead letters, replay them, discard them.
+"""What operators do to dead letters: replay them, discard them.
 
-Used by the CLI (and the console). Every replay and discard is recorded in the message's
+Used by the CLI and the console. Every replay and discard is recorded in the message's
 timeline with who did it.
 """
 
@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from hub.bootstrap import Hub
 from hub.envelope import Envelope, encode_envelope
 from hub.store import DeliveryState, DeliveryView
 from hub.worker import replay_headers
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
 
 __all__ = [
     "DeadLetterFilter",
