@@ -44,7 +44,9 @@ from bench.services import (
     write_routes,
 )
 from bench.workload import BODY_BYTES, MESSAGE_TYPE, SOURCE, dossier_code, dossier_payload, ingress_body
+from hub.bootstrap import build_hub
 from hub.envelope import new_message_id
+from hub.settings import HubSettings
 from hub.store import MessageStore
 
 __all__ = ["SCENARIOS", "Bench", "BenchConfig"]
@@ -342,9 +344,6 @@ async def hub_deployment(
 
 async def _prepare_hub(env: dict[str, str]) -> None:
     """Migrate the store and declare the queues once, before the hub's processes start."""
-    from hub.bootstrap import build_hub
-    from hub.settings import HubSettings
-
     settings = HubSettings(
         database_url=env["HUB_DATABASE_URL"],
         broker_url=env["HUB_BROKER_URL"],

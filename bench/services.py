@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import sys
 import textwrap
 import time
@@ -326,8 +327,6 @@ class Database:
         """Bytes the hub's tables take (SQLite: the file after a WAL checkpoint; PostgreSQL: the tables
         with their indexes and TOAST)."""
         if self.path is not None:
-            import sqlite3
-
             with contextlib.closing(sqlite3.connect(self.path)) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             wal = self.path.with_name(self.path.name + "-wal")

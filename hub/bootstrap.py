@@ -21,6 +21,7 @@ from hub.plugin import ENTRY_POINT_GROUP, Extension, HubContext, Plugin, UsesHub
 from hub.routing import RouteTable, load_routes, resolve_target_config
 from hub.settings import HubSettings
 from hub.store import MessageStore
+from schemas import SCHEMAS
 
 __all__ = ["Hub", "adapter_registry", "build_hub", "known_schema_names", "load_plugins", "open_hub"]
 
@@ -64,8 +65,6 @@ def adapter_registry(plugins: Sequence[Plugin] | None = None) -> Mapping[str, Ad
 
 
 def known_schema_names() -> list[str]:
-    from schemas import SCHEMAS
-
     return list(SCHEMAS)
 
 

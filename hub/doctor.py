@@ -23,14 +23,25 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import aio_pika
 import httpx
+from aio_pika.exceptions import ProbableAuthenticationError
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from pydantic import ValidationError, create_model
 from pydantic_settings import SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+import hub.store
 from hub.adapter import AdapterFactory
+from hub.bootstrap import adapter_registry, known_schema_names
 from hub.errors import ConfigurationError, DeliveryError
+from hub.observability import configure_logging
 from hub.routing import RouteProblem, RouteTable, TargetSpec, check_routes, resolve_target_config
 from hub.settings import HubSettings, env_file, env_file_values
+from hub.store import MessageStore
 
 __all__ = [
     "Check",
@@ -306,11 +317,6 @@ def check_admin_key(settings: HubSettings) -> Check:
 
 async def check_database(url: str, timeout: float) -> list[Check]:
     """Connect to the message store and compare its Alembic revision with this hub's newest."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-    from hub.store import MessageStore
-
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -395,18 +401,11 @@ def _missing_sqlite_file(file: Path) -> Check | None:
 
 
 def _current_revisions(connection: Any) -> set[str]:
-    from alembic.runtime.migration import MigrationContext
-
     return set(MigrationContext.configure(connection).get_current_heads())
 
 
 def _script_revisions() -> tuple[set[str], set[str]]:
     """This hub's newest revisions (heads) and every revision it knows."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    import hub.store
-
     script = ScriptDirectory.from_config(Config(str(Path(hub.store.__file__).with_name("alembic.ini"))))
     return set(script.get_heads()), {revision.revision for revision in script.walk_revisions()}
 
@@ -449,9 +448,6 @@ def migration_check(current: set[str], heads: set[str], known: set[str]) -> Chec
 
 async def check_broker(url: str, timeout: float) -> Check:
     """Open one plain AMQP connection (no reconnecting, nothing declared) and read RabbitMQ's version."""
-    import aio_pika
-    from aio_pika.exceptions import ProbableAuthenticationError
-
     shown = _hide_password(url)
     try:
         async with asyncio.timeout(timeout + 1):
@@ -768,8 +764,6 @@ def certificate_not_after(der: bytes) -> datetime:
 
 async def run_checks(timeout: float = 5.0, *, environ: Mapping[str, str] | None = None) -> list[Check]:
     """Every check, in order; a check that needs something an earlier one found broken does not run."""
-    from hub.bootstrap import adapter_registry, known_schema_names
-
     environ = os.environ if environ is None else environ
     settings, checks = load_settings()
     if settings is None:
@@ -838,8 +832,6 @@ def render_json(checks: list[Check]) -> str:
 
 def run_doctor(*, as_json: bool, timeout: float, echo: Callable[[str], object]) -> int:
     """What ``hub doctor`` does: run every check, print the results, return the exit code."""
-    from hub.observability import configure_logging
-
     configure_logging("WARNING", "console")  # adapters' log lines go to stderr, and only warnings
     checks = asyncio.run(run_checks(timeout))
     echo(render_json(checks) if as_json else render_text(checks))

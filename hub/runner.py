@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import structlog
 import uvicorn
+from prometheus_client import start_http_server
 
 from hub.bootstrap import Hub
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
@@ -270,8 +271,6 @@ async def _start(
         hub.starting = None
         await start_workers(hub, targets, started=roles.workers)
         if metrics_port is not None and not ingress:
-            from prometheus_client import start_http_server
-
             start_http_server(metrics_port, addr=hub.settings.http_host, registry=hub.metrics.registry)
     if extra is not None:
         roles.tasks.append(asyncio.create_task(extra(stop)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.support.harness import (
     running_hub,
     write_routes,
 )
+from tests.support.processes import delete_namespace_queues
 
 PG_ADMIN_DSN = os.environ.get("HUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 #: CI sets this: a missing PostgreSQL or Chromium is then a failure, not a skip.
@@ -39,8 +41,6 @@ def _no_queues_left_behind() -> Iterator[None]:
     """At the end of the session, delete whatever queues of this session's namespaces are left."""
     yield
     if CREATED_NAMESPACES:
-        from tests.support.processes import delete_namespace_queues
-
         try:
             delete_namespace_queues(*sorted(CREATED_NAMESPACES))
         except Exception as exc:
@@ -105,8 +105,6 @@ async def hub(database_url: str, routes_dir: Path, portal_url: str, portal: http
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
     """Debian's Chromium for browser tests (``apt-get install chromium``); never a downloaded browser."""
-    import shutil
-
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
         _unavailable("Chromium", "install it with `apt-get install chromium`")

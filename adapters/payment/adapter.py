@@ -21,6 +21,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from adapters.payment.client import PaymentPlatformClient
+from adapters.payment.ledger import PaymentLedger
 from adapters.payment.wire import BillReply, PaymentResult
 from hub.plugin import (
     AdapterConfig,
@@ -36,7 +37,7 @@ from hub.plugin import (
 from schemas.payments import PaymentInit, PaymentRefund
 
 if TYPE_CHECKING:
-    from adapters.payment.ledger import Payment, PaymentLedger
+    from adapters.payment.ledger import Payment
     from hub.plugin import HubContext
 
 log = structlog.get_logger(__name__)
@@ -87,8 +88,6 @@ class PaymentPlatformAdapter:
 
     def bind(self, context: HubContext) -> None:
         """Called by the core after the factory built it: the ledger lives in the hub's database."""
-        from adapters.payment.ledger import PaymentLedger
-
         self._context = context
         self._ledger = PaymentLedger(context.engine)
 

@@ -53,6 +53,7 @@ from hub.plugin import (
     SystemSpec,
     TransientDeliveryError,
 )
+from schemas import SCHEMAS
 
 __all__ = ["ASSERTION_TYPE", "CALLBACK_PATH", "create_login_extension", "return_allowed"]
 
@@ -146,8 +147,6 @@ def create_login_extension(context: HubContext) -> Extension | None:
 def _create_router(
     context: HubContext, login_routes: Mapping[str, Route], providers: Mapping[str, IdentityProvider]
 ) -> APIRouter:
-    from schemas import SCHEMAS
-
     settings = context.settings
     signer = AssertionSigner.from_settings(settings)
     limiter = RateLimiter()

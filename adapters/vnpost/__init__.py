@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from adapters.vnpost.adapter import VNPostAdapter, create_adapter
 from adapters.vnpost.callbacks import extend_ingress
+from adapters.vnpost.cli import create_post_app
 from adapters.vnpost.tables import metadata
 from hub.plugin import HubOpener, Plugin
 
@@ -26,8 +27,6 @@ __all__ = ["VNPostAdapter", "create_adapter", "plugin"]
 
 
 def _commands(open_hub: HubOpener) -> Mapping[str, typer.Typer]:
-    from adapters.vnpost.cli import create_post_app  # typer only where commands are built
-
     return {"post": create_post_app(open_hub)}
 
 

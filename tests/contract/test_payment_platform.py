@@ -6,6 +6,7 @@ translation of every failure the adapter can see into the hub's errors.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -81,8 +82,6 @@ def _context() -> RequestContext:
 
 
 def test_the_signature_is_sha256_over_the_pipe_joined_fields_and_the_secret() -> None:
-    import hashlib
-
     message = {"LoaiBanTin": "QUERY", "PhienBan": "1.0.6", "MaDoiTac": "P", "MaThamChieu": "R", "ThoiGianGD": "1"}
     expected = hashlib.sha256(b"QUERY|1.0.6|P|R|1|s3cret").hexdigest()
     assert sign_message("QUERY", message, "s3cret") == expected

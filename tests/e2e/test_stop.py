@@ -310,8 +310,8 @@ def test_a_second_signal_stops_at_once_during_the_grace(
     _wait_for("the first delivery", lambda: _calls(portal, "accepted"))
     portal.post("/_mock/faults", json={"latency_ms": HANGING_MS})
     for _ in range(3):
-        code = dossier_code()
-        ids[_post(environment, dossier(code))] = code
+        hanging = dossier_code()
+        ids[_post(environment, dossier(hanging))] = hanging
     _wait_for("three calls hanging at the portal", lambda: len(_calls(portal, "pending")) == 3)
 
     assert hub.process is not None

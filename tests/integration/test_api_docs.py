@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 
+import fastapi_offline
 import pytest
 
 from tests.support.harness import RunningHub, running_hub, write_routes
@@ -73,8 +74,6 @@ async def test_the_api_docs_load_everything_from_the_hub(
 
 
 async def test_the_docs_assets_are_the_packaged_swagger_ui_and_redoc(docs_hub: RunningHub) -> None:
-    import fastapi_offline
-
     shipped = Path(fastapi_offline.__file__).parent / "static"
     for name, content_type in [
         ("swagger-ui-bundle.js", "javascript"),

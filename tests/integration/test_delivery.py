@@ -15,6 +15,7 @@ from hub.broker import ATTEMPT_HEADER, REASON_HEADER
 from hub.envelope import encode_envelope
 from hub.errors import BrokerUnavailableError
 from hub.services import replay_message, replay_target
+from hub.store import MessageStore
 from hub.worker import TargetWorker
 from tests.support.harness import RABBITMQ_URL, RunningHub, eventually, running_hub, write_routes
 from tests.support.payloads import dossier, dossier_code, step
@@ -72,8 +73,6 @@ async def test_retry_after_is_honoured_by_choosing_a_long_enough_tier(hub: Runni
     events = (await hub.message(message_id))["events"]
     failed = next(e for e in events if e["kind"] == "attempt_failed")
     delivered = next(e for e in events if e["kind"] == "delivered")
-    from datetime import datetime
-
     waited = (datetime.fromisoformat(delivered["at"]) - datetime.fromisoformat(failed["at"])).total_seconds()
     assert waited >= 0.9, f"the portal asked for 1 s, the hub waited {waited:.2f} s"
 
@@ -297,8 +296,6 @@ async def test_ingress_answers_503_when_the_store_is_down(routes_dir: Path, port
         portal_url=portal_url,
         workers=False,
     ) as hub:
-        from hub.store import MessageStore
-
         healthy = hub.hub.store
         hub.hub.store = MessageStore.open("postgresql+psycopg://postgres@127.0.0.1:1/none")
         try:

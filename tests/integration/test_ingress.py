@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,9 +112,6 @@ async def test_bad_bodies_get_clear_errors_not_500(hub: RunningHub) -> None:
 @pytest.mark.parametrize("escaped", [False, True], ids=["utf8-text", "json-escapes"])
 async def test_nfd_text_is_normalised_to_nfc(hub: RunningHub, portal: httpx.Client, escaped: bool) -> None:
     """NFD arrives as UTF-8 text (normalised in the text) or as \\u escapes (normalised after parsing)."""
-    import json
-    import unicodedata
-
     name = unicodedata.normalize("NFD", "Lê Thị Hồng Nhung")
     address = unicodedata.normalize("NFD", "Phường Hàng Bạc")
     body = json.dumps(

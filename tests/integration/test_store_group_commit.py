@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from hub.envelope import new_message_id
-from hub.store import DeliveryState, MessageStore
+from hub.store import DeliveryState, MessageStore, _store
 from hub.store import _writer_thread as writer_thread
 from hub.store._group_commit import GroupCommit
 from hub.store._store import core_execute_many
@@ -381,8 +381,6 @@ async def test_the_grouped_writes_as_plain_sql_store_exactly_what_sqlalchemy_sto
 ) -> None:
     """The same accept, published and delivered records, written once as plain SQL (SQLite's writer
     thread) and once through SQLAlchemy Core, leave the same values in every column."""
-    from hub.store import _store
-
     monkeypatch.setattr(_store, "_now", lambda: datetime(2026, 12, 1, 16, 5, 7, 123456, tzinfo=UTC))
     plain = await _write_the_grouped_records(tmp_path / "plain.db", plain=True)
     core = await _write_the_grouped_records(tmp_path / "core.db", plain=False)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pika
 
 from tests.support.harness import MINISTRY_KEY, ONESTOP_KEY, RABBITMQ_URL, free_port, new_namespace
 
@@ -139,8 +140,6 @@ def run_cli(environment: HubEnvironment, *args: str, timeout: float = 60.0) -> s
 
 def delete_namespace_queues(*namespaces: str) -> None:
     """Delete the queues named ``<namespace>.*`` and the ``<namespace>.deliver`` exchange of each namespace."""
-    import pika
-
     listed = subprocess.run(
         ["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, timeout=60, check=False
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
+from hub.cli import app
 from hub.console._auth import (
     LocalAccounts,
     LoginThrottle,
@@ -111,10 +113,6 @@ def test_labels_in_both_languages_and_status_names() -> None:
 
 
 def test_hub_console_hash_password_prints_a_users_entry_that_logs_in() -> None:
-    from typer.testing import CliRunner
-
-    from hub.cli import app
-
     result = CliRunner().invoke(
         app,
         ["console", "hash-password", "--stdin", "--user", "lan", "--role", "operator"],

@@ -17,7 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hub.bootstrap import adapter_registry, known_schema_names
 from hub.broker import Topology
+from hub.cli import settings_reference
+from hub.routing import load_routes
+from hub.settings import HubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,16 +106,11 @@ def test_asyncapi_names_the_real_topology() -> None:
 
 
 def test_the_configuration_reference_is_up_to_date() -> None:
-    from hub.cli import settings_reference
-
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert text == settings_reference(), "docs/configuration.md is stale: run `hub config docs`"
 
 
 def test_asyncapi_lists_every_type_that_travels_through_delivery_queues(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hub.bootstrap import adapter_registry, known_schema_names
-    from hub.routing import load_routes
-
     monkeypatch.setenv("HUB_SYSTEM_KEY_ONESTOP", "x")
     table = load_routes(ROOT / "routes", known_schemas=known_schema_names(), known_adapters=adapter_registry())
     delivered = {route.type: route.schema_name for route in table.routes if route.mode == "deliver"}
@@ -182,8 +181,6 @@ def test_systemd_units_run_hub_commands_with_options_that_exist() -> None:
 
 
 def test_systemd_units_give_each_role_time_to_stop_and_share_the_target_and_settings() -> None:
-    from hub.settings import HubSettings
-
     fields = HubSettings.model_fields
     grace = fields["shutdown_grace_seconds"].default
     bounds = {
@@ -242,8 +239,6 @@ def _nginx_size(value: str) -> int:
 
 
 def test_nginx_takes_the_bodies_the_ingress_takes_and_exposes_only_the_public_paths() -> None:
-    from hub.settings import HubSettings
-
     conf = (ROOT / "deploy" / "nginx" / "lgsp-hub.conf").read_text(encoding="utf-8")
     [size] = re.findall(r"^\s*client_max_body_size\s+(\S+);", conf, re.MULTILINE)
     assert _nginx_size(size) == HubSettings.model_fields["max_body_bytes"].default
