@@ -7,20 +7,19 @@ outcome (answered, refused, timed out, throttled). The citizen's ID number is st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hub.errors import StoreUnavailableError
 from hub.observability import mask_text, mask_value
+from hub.store import TableSessions, as_utc, utc_now
 from hub.store.models import AuditRecordRow
 from schemas.audit import AuditFacts
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["AuditEntry", "AuditFacts", "AuditLog", "Audited"]
 
@@ -62,26 +61,11 @@ class AuditEntry:
         }
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 class AuditLog:
     """Writes and reads audit records in the hub's database (the message store's engine)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise StoreUnavailableError(
-                f"The audit trail cannot be reached ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                "check that the database is running and HUB_DATABASE_URL is right."
-            ) from exc
+        self._db = TableSessions(engine, "The audit trail")
 
     async def record(
         self,
@@ -97,7 +81,7 @@ class AuditLog:
     ) -> AuditEntry:
         """Store one record; the subject is masked here, so callers pass the plain ID number."""
         entry = AuditEntry(
-            at=at or datetime.now(UTC),
+            at=at or utc_now(),
             request_id=request_id,
             kind=kind,
             route=route,
@@ -109,7 +93,7 @@ class AuditLog:
             outcome=outcome,
             detail=mask_text(detail)[:2000] if detail else None,
         )
-        async with self._session() as session:
+        async with self._db.transaction() as session:
             session.add(
                 AuditRecordRow(
                     at=entry.at, request_id=entry.request_id, kind=entry.kind, route=entry.route,
@@ -140,11 +124,10 @@ class AuditLog:
         if official is not None:
             statement = statement.where(AuditRecordRow.official == official)
         statement = statement.order_by(AuditRecordRow.at, AuditRecordRow.id).limit(limit)
-        async with self._session() as session:
-            rows = (await session.execute(statement)).scalars().all()
+        rows = await self._db.all(statement)
         return [
             AuditEntry(
-                at=_aware(r.at), request_id=r.request_id, kind=r.kind, route=r.route, system=r.system,
+                at=as_utc(r.at), request_id=r.request_id, kind=r.kind, route=r.route, system=r.system,
                 official=r.official, agency=r.agency, purpose=r.purpose, subject=r.subject, outcome=r.outcome,
                 detail=r.detail,
             )

@@ -57,7 +57,7 @@ from hub.http_errors import (
 )
 from hub.ratelimit import RateLimiter  # token buckets of a route's rate_limit (request-reply, login)
 from hub.routing import Route, SystemSpec, parse_duration, parse_rate
-from hub.store import reachable
+from hub.store import TableSessions, as_utc, reachable, utc_now
 
 if TYPE_CHECKING:
     import typer
@@ -98,10 +98,12 @@ __all__ = [
     "Route",
     "StoreUnavailableError",
     "SystemSpec",
+    "TableSessions",
     "Text",
     "TransientDeliveryError",
     "UnusableReplyError",
     "UsesHubContext",
+    "as_utc",
     "body_snippet",
     "http_status_failure",
     "normalize_text",
@@ -112,6 +114,7 @@ __all__ = [
     "redact",
     "redact_error",
     "transport_failure",
+    "utc_now",
 ]
 
 #: The entry-point group the hub reads its plugins from.
@@ -164,7 +167,8 @@ class HubContext(Protocol):
 
     @property
     def engine(self) -> AsyncEngine:
-        """The store's engine, for the plugin's own tables (wrap calls in :func:`reachable`)."""
+        """The store's engine, for the plugin's own tables (through :class:`TableSessions`, or wrap calls in
+        :func:`reachable`)."""
         ...
 
     def targets_using(self, adapter: str) -> list[str]:

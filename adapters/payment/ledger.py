@@ -8,18 +8,20 @@ is settled by a conditional update, so two copies of a callback arriving at once
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.payment.tables import PaymentCallbackRow, PaymentRow
-from hub.plugin import reachable
+from hub.plugin import TableSessions, as_utc, utc_now
+
+if TYPE_CHECKING:
+    from sqlalchemy import Select
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["CallbackRecord", "Payment", "PaymentLedger", "PaymentState", "SettleOutcome"]
 
@@ -38,14 +40,6 @@ class PaymentState:
 
 
 SettleOutcome = Literal["settled", "already_settled", "transaction_reused"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +107,14 @@ def _payment(row: PaymentRow) -> Payment:
         reference=row.reference, target=row.target, partner_code=row.partner_code, dossier_code=row.dossier_code,
         amount=int(row.amount), currency=row.currency, fee_items=list(row.fee_items), description=row.description,
         state=row.state, payment_url=row.payment_url, request_id=row.request_id, source=row.source,
-        created_at=_aware(row.created_at) or _now(), updated_at=_aware(row.updated_at) or _now(),
-        next_check_at=_aware(row.next_check_at), checks=row.checks, transaction_id=row.transaction_id,
-        bank_code=row.bank_code, transaction_time=row.transaction_time, settled_at=_aware(row.settled_at),
+        created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),
+        next_check_at=as_utc(row.next_check_at), checks=row.checks, transaction_id=row.transaction_id,
+        bank_code=row.bank_code, transaction_time=row.transaction_time, settled_at=as_utc(row.settled_at),
         settled_by=row.settled_by, completed_message_id=row.completed_message_id,
         reflected_message_id=row.reflected_message_id, receipt=row.receipt,
         receipt_message_id=row.receipt_message_id, refund_reference=row.refund_reference,
         refund_amount=None if row.refund_amount is None else int(row.refund_amount),
-        refund_reason=row.refund_reason, refunded_at=_aware(row.refunded_at), last_error=row.last_error,
+        refund_reason=row.refund_reason, refunded_at=as_utc(row.refunded_at), last_error=row.last_error,
     )  # fmt: skip
 
 
@@ -162,12 +156,7 @@ class PaymentLedger:
     """Reads and writes the ledger through the hub's database engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        async with reachable("The payment ledger"), self._sessions() as session, session.begin():
-            yield session
+        self._db = TableSessions(engine, "The payment ledger")
 
     # ------------------------------------------------------------------ orders
 
@@ -190,7 +179,7 @@ class PaymentLedger:
         existing = await self.by_request(request_id)
         if existing is not None:
             return existing, False
-        now = _now()
+        now = utc_now()
         row = PaymentRow(
             reference=reference, target=target, partner_code=partner_code, dossier_code=dossier_code,
             amount=amount, currency=currency, fee_items=fee_items, description=description,
@@ -198,7 +187,7 @@ class PaymentLedger:
             next_check_at=now + check_after, checks=0,
         )  # fmt: skip
         try:
-            async with self._session() as session:
+            async with self._db.transaction() as session:
                 session.add(row)
         except IntegrityError:
             existing = await self.by_request(request_id)
@@ -208,60 +197,47 @@ class PaymentLedger:
         return _payment(row), True
 
     async def get(self, reference: str) -> Payment | None:
-        async with self._session() as session:
-            row = await session.get(PaymentRow, reference)
-            return None if row is None else _payment(row)
+        return await self._one(select(PaymentRow).where(PaymentRow.reference == reference))
 
     async def by_request(self, request_id: str) -> Payment | None:
-        async with self._session() as session:
-            row = (
-                await session.execute(select(PaymentRow).where(PaymentRow.request_id == request_id))
-            ).scalar_one_or_none()
-            return None if row is None else _payment(row)
+        return await self._one(select(PaymentRow).where(PaymentRow.request_id == request_id))
 
     async def for_dossier(self, dossier_code: str) -> list[Payment]:
-        async with self._session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(PaymentRow)
-                        .where(PaymentRow.dossier_code == dossier_code)
-                        .order_by(PaymentRow.created_at)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            return [_payment(r) for r in rows]
+        return await self._all(
+            select(PaymentRow).where(PaymentRow.dossier_code == dossier_code).order_by(PaymentRow.created_at)
+        )
 
     async def recent(self, *, state: str | None = None, limit: int = 100) -> list[Payment]:
         statement = select(PaymentRow).order_by(PaymentRow.created_at.desc()).limit(limit)
         if state is not None:
             statement = statement.where(PaymentRow.state == state)
-        async with self._session() as session:
-            return [_payment(r) for r in (await session.execute(statement)).scalars().all()]
+        return await self._all(statement)
+
+    async def _one(self, statement: Select[PaymentRow]) -> Payment | None:
+        row = await self._db.one_or_none(statement)
+        return None if row is None else _payment(row)
+
+    async def _all(self, statement: Select[PaymentRow]) -> list[Payment]:
+        return [_payment(row) for row in await self._db.all(statement)]
 
     async def set_payment_url(self, reference: str, url: str) -> None:
         await self._update(reference, payment_url=url, last_error=None)
 
     async def mark_unpaid(self, reference: str, state: str, reason: str) -> bool:
         """An INIT refused, a cancelled/failed/expired payment: only while nobody has paid it."""
-        async with self._session() as session:
-            result = await session.execute(
-                update(PaymentRow)
-                .where(PaymentRow.reference == reference, PaymentRow.state == PaymentState.INITIATED)
-                .values(state=state, last_error=reason, next_check_at=None, updated_at=_now())
-            )
-            return bool(getattr(result, "rowcount", 0))
+        return await self._db.change(
+            update(PaymentRow)
+            .where(PaymentRow.reference == reference, PaymentRow.state == PaymentState.INITIATED)
+            .values(state=state, last_error=reason, next_check_at=None, updated_at=utc_now())
+        )
 
     async def note_error(self, reference: str, reason: str) -> None:
         await self._update(reference, last_error=reason)
 
     async def _update(self, reference: str, **values: Any) -> None:
-        async with self._session() as session:
-            await session.execute(
-                update(PaymentRow).where(PaymentRow.reference == reference).values(**values, updated_at=_now())
-            )
+        await self._db.change(
+            update(PaymentRow).where(PaymentRow.reference == reference).values(**values, updated_at=utc_now())
+        )
 
     # ------------------------------------------------------------------ results
 
@@ -275,33 +251,27 @@ class PaymentLedger:
         settled_by: str,
     ) -> SettleOutcome:
         """Mark a payment paid by ``transaction_id``, once: the first caller wins, every other copy loses."""
-        now = _now()
+        now = utc_now()
         try:
-            async with self._session() as session:
-                result = await session.execute(
-                    update(PaymentRow)
-                    .where(
-                        PaymentRow.reference == reference,
-                        PaymentRow.transaction_id.is_(None),
-                        PaymentRow.state.in_(list(PaymentState.SETTLEABLE)),
-                    )
-                    .values(
-                        state=PaymentState.PAID, transaction_id=transaction_id, bank_code=bank_code,
-                        transaction_time=transaction_time, settled_at=now, settled_by=settled_by,
-                        next_check_at=None, last_error=None, updated_at=now,
-                    )
-                )  # fmt: skip
-                settled = bool(getattr(result, "rowcount", 0))
+            settled = await self._db.change(
+                update(PaymentRow)
+                .where(
+                    PaymentRow.reference == reference,
+                    PaymentRow.transaction_id.is_(None),
+                    PaymentRow.state.in_(list(PaymentState.SETTLEABLE)),
+                )
+                .values(
+                    state=PaymentState.PAID, transaction_id=transaction_id, bank_code=bank_code,
+                    transaction_time=transaction_time, settled_at=now, settled_by=settled_by,
+                    next_check_at=None, last_error=None, updated_at=now,
+                )
+            )  # fmt: skip
         except IntegrityError:
             return "transaction_reused"  # MaGiaoDich already settled another payment
         return "settled" if settled else "already_settled"
 
     async def by_transaction(self, transaction_id: str) -> Payment | None:
-        async with self._session() as session:
-            row = (
-                await session.execute(select(PaymentRow).where(PaymentRow.transaction_id == transaction_id))
-            ).scalar_one_or_none()
-            return None if row is None else _payment(row)
+        return await self._one(select(PaymentRow).where(PaymentRow.transaction_id == transaction_id))
 
     async def record_result(
         self,
@@ -319,10 +289,10 @@ class PaymentLedger:
         currency: str | None = None,
     ) -> None:
         """Keep one received result (callback or QUERY answer) with what the hub made of it."""
-        async with self._session() as session:
+        async with self._db.transaction() as session:
             session.add(
                 PaymentCallbackRow(
-                    received_at=_now(), channel=channel, reference=_cut(reference, 64),
+                    received_at=utc_now(), channel=channel, reference=_cut(reference, 64),
                     transaction_id=_cut(transaction_id, 64), partner_code=_cut(partner_code, 64),
                     result_code=_cut(result_code, 8), amount=amount, currency=_cut(currency, 8), outcome=outcome,
                     reason=reason, detail=detail, answer_code=answer_code,
@@ -337,11 +307,10 @@ class PaymentLedger:
             statement = statement.where(PaymentCallbackRow.reference == reference)
         if outcome is not None:
             statement = statement.where(PaymentCallbackRow.outcome == outcome)
-        async with self._session() as session:
-            rows = (await session.execute(statement)).scalars().all()
+        rows = await self._db.all(statement)
         return [
             CallbackRecord(
-                id=r.id, received_at=_aware(r.received_at) or _now(), channel=r.channel, reference=r.reference,
+                id=r.id, received_at=as_utc(r.received_at), channel=r.channel, reference=r.reference,
                 transaction_id=r.transaction_id, partner_code=r.partner_code, result_code=r.result_code,
                 amount=None if r.amount is None else int(r.amount), currency=r.currency, outcome=r.outcome,
                 reason=r.reason, detail=r.detail, answer_code=r.answer_code,
@@ -366,92 +335,71 @@ class PaymentLedger:
     async def needing_follow_up(self, *, settled_before: datetime, limit: int = 200) -> list[Payment]:
         """Paid payments whose messages or receipt are still missing (the hub stopped half-way, or the
         platform had no receipt yet)."""
-        async with self._session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(PaymentRow)
-                        .where(
-                            PaymentRow.transaction_id.is_not(None),
-                            PaymentRow.settled_at <= settled_before,
-                            or_(
-                                PaymentRow.completed_message_id.is_(None),
-                                PaymentRow.reflected_message_id.is_(None),
-                                PaymentRow.receipt_message_id.is_(None),
-                            ),
-                        )
-                        .order_by(PaymentRow.settled_at)
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
+        return await self._all(
+            select(PaymentRow)
+            .where(
+                PaymentRow.transaction_id.is_not(None),
+                PaymentRow.settled_at <= settled_before,
+                or_(
+                    PaymentRow.completed_message_id.is_(None),
+                    PaymentRow.reflected_message_id.is_(None),
+                    PaymentRow.receipt_message_id.is_(None),
+                ),
             )
-            return [_payment(r) for r in rows]
+            .order_by(PaymentRow.settled_at)
+            .limit(limit)
+        )
 
     # ------------------------------------------------------------------ reconciliation
 
     async def due_for_check(self, now: datetime, limit: int = 100) -> list[Payment]:
         """Payments still waiting for a result whose next QUERY is due."""
-        async with self._session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(PaymentRow)
-                        .where(PaymentRow.state == PaymentState.INITIATED, PaymentRow.next_check_at <= now)
-                        .order_by(PaymentRow.next_check_at)
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            return [_payment(r) for r in rows]
+        return await self._all(
+            select(PaymentRow)
+            .where(PaymentRow.state == PaymentState.INITIATED, PaymentRow.next_check_at <= now)
+            .order_by(PaymentRow.next_check_at)
+            .limit(limit)
+        )
 
     async def claim_check(self, payment: Payment, *, now: datetime, next_check_at: datetime) -> bool:
         """Take the next QUERY of ``payment`` (several hub processes may reconcile at once): True when
         this caller got it."""
-        async with self._session() as session:
-            result = await session.execute(
-                update(PaymentRow)
-                .where(
-                    PaymentRow.reference == payment.reference,
-                    PaymentRow.state == PaymentState.INITIATED,
-                    PaymentRow.next_check_at <= now,
-                )
-                .values(next_check_at=next_check_at, checks=PaymentRow.checks + 1, updated_at=now)
+        return await self._db.change(
+            update(PaymentRow)
+            .where(
+                PaymentRow.reference == payment.reference,
+                PaymentRow.state == PaymentState.INITIATED,
+                PaymentRow.next_check_at <= now,
             )
-            return bool(getattr(result, "rowcount", 0))
+            .values(next_check_at=next_check_at, checks=PaymentRow.checks + 1, updated_at=now)
+        )
 
     # ------------------------------------------------------------------ refunds
 
     async def begin_refund(self, reference: str, *, refund_reference: str, amount: int, reason: str) -> bool:
         """paid -> refunding with the refund's own reference; False when the payment is not paid."""
-        async with self._session() as session:
-            result = await session.execute(
-                update(PaymentRow)
-                .where(PaymentRow.reference == reference, PaymentRow.state == PaymentState.PAID)
-                .values(
-                    state=PaymentState.REFUNDING, refund_reference=refund_reference, refund_amount=amount,
-                    refund_reason=reason, updated_at=_now(),
-                )
-            )  # fmt: skip
-            return bool(getattr(result, "rowcount", 0))
+        return await self._db.change(
+            update(PaymentRow)
+            .where(PaymentRow.reference == reference, PaymentRow.state == PaymentState.PAID)
+            .values(
+                state=PaymentState.REFUNDING, refund_reference=refund_reference, refund_amount=amount,
+                refund_reason=reason, updated_at=utc_now(),
+            )
+        )  # fmt: skip
 
     async def finish_refund(self, reference: str, *, refunded: bool, error: str | None = None) -> None:
         """refunding -> refunded, or back to paid when the platform refused the refund."""
-        now = _now()
+        now = utc_now()
         values: dict[str, Any] = (
             {"state": PaymentState.REFUNDED, "refunded_at": now, "last_error": None}
             if refunded
             else {"state": PaymentState.PAID, "refund_reference": None, "refund_amount": None, "last_error": error}
         )
-        async with self._session() as session:
-            await session.execute(
-                update(PaymentRow)
-                .where(PaymentRow.reference == reference, PaymentRow.state == PaymentState.REFUNDING)
-                .values(**values, updated_at=now)
-            )
+        await self._db.change(
+            update(PaymentRow)
+            .where(PaymentRow.reference == reference, PaymentRow.state == PaymentState.REFUNDING)
+            .values(**values, updated_at=now)
+        )
 
 
 def _cut(value: str | None, length: int) -> str | None:

@@ -36,7 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 
 from adapters.vneid.assertions import AssertionSigner
-from adapters.vneid.sessions import LOGIN_LIFETIME, LoginSessions, aware, sha256_hex
+from adapters.vneid.sessions import LOGIN_LIFETIME, LoginSessions, sha256_hex
 from adapters.vneid.tables import LoginSessionRow
 from hub.plugin import (
     AuditRecord,
@@ -52,6 +52,7 @@ from hub.plugin import (
     StoreUnavailableError,
     SystemSpec,
     TransientDeliveryError,
+    as_utc,
 )
 from schemas import SCHEMAS
 
@@ -233,7 +234,7 @@ def _create_router(
             row = await logins.get(login_id) if login_id else None
         except StoreUnavailableError as exc:
             return _page(503, f"{exc} Start the login again in a moment.", retry_after=30)
-        if row is None or aware(row.expires_at) < datetime.now(UTC):
+        if row is None or as_utc(row.expires_at) < datetime.now(UTC):
             return _page(400, "This login is unknown or expired (a login must finish within 10 minutes); start again.")
         if row.completed_at is not None:
             return _page(400, "This login has already finished; start again from the one-stop system.")
@@ -340,7 +341,7 @@ def _create_router(
             "nbf": now,
             "exp": now + int(ttl),
             "jti": sha256_hex(row.id)[:32],
-            "auth_time": int(aware(row.completed_at or row.created_at).timestamp()),
+            "auth_time": int(as_utc(row.completed_at or row.created_at).timestamp()),
             "route": row.route,
             "idp": identity.get("provider"),
             "idp_sub": identity.get("sub"),

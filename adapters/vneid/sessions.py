@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.vneid.tables import LoginSessionRow
-from hub.plugin import reachable
+from hub.plugin import TableSessions, as_utc, utc_now
 
-__all__ = ["CODE_LIFETIME", "LOGIN_LIFETIME", "LoginSessions", "aware", "sha256_hex"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["CODE_LIFETIME", "LOGIN_LIFETIME", "LoginSessions", "sha256_hex"]
 
 #: How long a citizen has from the start of a login to the provider's callback.
 LOGIN_LIFETIME = timedelta(minutes=10)
@@ -26,58 +26,43 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they are UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 class LoginSessions:
     """Logins in progress, in the hub's database (shared by every ingress process)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncSession]:
-        async with reachable("The hub's database (logins in progress)"), self._sessions() as session, session.begin():
-            yield session
+        self._db = TableSessions(engine, "The hub's database (logins in progress)")
 
     async def start(self, row: LoginSessionRow) -> None:
-        async with self._tx() as session:
+        async with self._db.transaction() as session:
             # Expired logins go at once: an unredeemed identity must not linger in the database.
-            await session.execute(delete(LoginSessionRow).where(LoginSessionRow.expires_at < datetime.now(UTC)))
+            await session.execute(delete(LoginSessionRow).where(LoginSessionRow.expires_at < utc_now()))
             session.add(row)
 
     async def get(self, login_id: str) -> LoginSessionRow | None:
-        async with self._tx() as session:
+        async with self._db.transaction() as session:
             return await session.get(LoginSessionRow, login_id)
 
     async def finish(self, login_id: str, *, code_hash: str | None, identity: dict[str, Any] | None) -> bool:
         """Close the browser part of a login (once): store the one-time code's hash and the identity."""
-        now = datetime.now(UTC)
-        async with self._tx() as session:
-            result = cast(
-                "CursorResult[Any]",  # an UPDATE answers with a cursor result (its rowcount)
-                await session.execute(
-                    update(LoginSessionRow)
-                    .where(LoginSessionRow.id == login_id, LoginSessionRow.completed_at.is_(None))
-                    .values(completed_at=now, code_hash=code_hash, identity=identity, expires_at=now + CODE_LIFETIME)
-                ),
-            )
-            return bool(result.rowcount)
+        now = utc_now()
+        return await self._db.change(
+            update(LoginSessionRow)
+            .where(LoginSessionRow.id == login_id, LoginSessionRow.completed_at.is_(None))
+            .values(completed_at=now, code_hash=code_hash, identity=identity, expires_at=now + CODE_LIFETIME)
+        )
 
     async def redeem(self, code: str, system: str) -> tuple[LoginSessionRow, dict[str, Any]] | None:
         """The identity of a one-time code, once, for the system that started the login; then forgotten."""
-        now = datetime.now(UTC)
-        async with self._tx() as session:
+        now = utc_now()
+        async with self._db.transaction() as session:
             row = (
                 await session.execute(select(LoginSessionRow).where(LoginSessionRow.code_hash == sha256_hex(code)))
             ).scalar_one_or_none()
-            if row is None or row.identity is None or row.system != system or aware(row.expires_at) < now:
+            if row is None or row.identity is None or row.system != system or as_utc(row.expires_at) < now:
                 return None
             identity = dict(row.identity)
             spent = cast(
-                "CursorResult[Any]",
+                "CursorResult[Any]",  # an UPDATE answers with a cursor result (its rowcount)
                 await session.execute(
                     update(LoginSessionRow)
                     .where(LoginSessionRow.id == row.id, LoginSessionRow.redeemed_at.is_(None))

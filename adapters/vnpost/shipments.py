@@ -9,18 +9,19 @@ done by one process at a time per parcel (a claim with a time limit), so statuse
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.vnpost.tables import ShipmentEventRow, ShipmentRow
-from hub.plugin import reachable
+from hub.plugin import TableSessions, as_utc, utc_now
+
+if TYPE_CHECKING:
+    from sqlalchemy import Select
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["Shipment", "ShipmentBook", "ShipmentState", "TrackingRecord"]
 
@@ -31,14 +32,6 @@ class ShipmentState:
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
     FAILED = "failed"  # VNPost refused the order
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,19 +100,14 @@ def _shipment(row: ShipmentRow) -> Shipment:
         item_code=row.item_code, direction=row.direction, state=row.state, status=row.status,
         emitted_status=row.emitted_status, last_message_id=row.last_message_id, cod_amount=int(row.cod_amount),
         service_name=row.service_name, fee=None if row.fee is None else int(row.fee),
-        created_at=_aware(row.created_at) or _now(), last_event_at=_aware(row.last_event_at),
-        next_poll_at=_aware(row.next_poll_at), cancel_reason=row.cancel_reason,
+        created_at=as_utc(row.created_at), last_event_at=as_utc(row.last_event_at),
+        next_poll_at=as_utc(row.next_poll_at), cancel_reason=row.cancel_reason,
     )  # fmt: skip
 
 
 class ShipmentBook:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        async with reachable("The shipment book"), self._sessions() as session, session.begin():
-            yield session
+        self._db = TableSessions(engine, "The shipment book")
 
     # ------------------------------------------------------------------ orders
 
@@ -137,14 +125,14 @@ class ShipmentBook:
         existing = await self.get(request_id)
         if existing is not None:
             return existing, False
-        now = _now()
+        now = utc_now()
         row = ShipmentRow(
             id=request_id, target=target, dossier_code=dossier_code, order_number=dossier_code, direction=direction,
             state=ShipmentState.ORDERING, emitted_status=-1, cod_amount=cod_amount, service_name=service_name,
             created_at=now, updated_at=now,
         )  # fmt: skip
         try:
-            async with self._session() as session:
+            async with self._db.transaction() as session:
                 session.add(row)
         except IntegrityError:
             existing = await self.get(request_id)
@@ -154,50 +142,45 @@ class ShipmentBook:
         return _shipment(row), True
 
     async def get(self, shipment_id: str) -> Shipment | None:
-        async with self._session() as session:
-            row = await session.get(ShipmentRow, shipment_id)
-            return None if row is None else _shipment(row)
+        return await self._one(select(ShipmentRow).where(ShipmentRow.id == shipment_id))
 
     async def by_item_code(self, item_code: str) -> Shipment | None:
-        async with self._session() as session:
-            row = (
-                await session.execute(select(ShipmentRow).where(ShipmentRow.item_code == item_code))
-            ).scalar_one_or_none()
-            return None if row is None else _shipment(row)
+        return await self._one(select(ShipmentRow).where(ShipmentRow.item_code == item_code))
 
     async def for_dossier(self, dossier_code: str) -> list[Shipment]:
-        async with self._session() as session:
-            rows = await session.execute(
-                select(ShipmentRow).where(ShipmentRow.dossier_code == dossier_code).order_by(ShipmentRow.created_at)
-            )
-            return [_shipment(r) for r in rows.scalars().all()]
+        return await self._all(
+            select(ShipmentRow).where(ShipmentRow.dossier_code == dossier_code).order_by(ShipmentRow.created_at)
+        )
 
     async def recent(self, *, state: str | None = None, limit: int = 100) -> list[Shipment]:
         statement = select(ShipmentRow).order_by(ShipmentRow.created_at.desc()).limit(limit)
         if state is not None:
             statement = statement.where(ShipmentRow.state == state)
-        async with self._session() as session:
-            return [_shipment(r) for r in (await session.execute(statement)).scalars().all()]
+        return await self._all(statement)
+
+    async def _one(self, statement: Select[ShipmentRow]) -> Shipment | None:
+        row = await self._db.one_or_none(statement)
+        return None if row is None else _shipment(row)
+
+    async def _all(self, statement: Select[ShipmentRow]) -> list[Shipment]:
+        return [_shipment(row) for row in await self._db.all(statement)]
 
     async def set_item_code(self, shipment_id: str, *, item_code: str, fee: int | None, poll_after: timedelta) -> None:
-        now = _now()
-        async with self._session() as session:
-            await session.execute(
-                update(ShipmentRow)
-                .where(ShipmentRow.id == shipment_id)
-                .values(
-                    item_code=item_code, fee=fee, state=ShipmentState.OPEN, next_poll_at=now + poll_after,
-                    updated_at=now,
-                )
-            )  # fmt: skip
+        now = utc_now()
+        await self._db.change(
+            update(ShipmentRow)
+            .where(ShipmentRow.id == shipment_id)
+            .values(
+                item_code=item_code, fee=fee, state=ShipmentState.OPEN, next_poll_at=now + poll_after, updated_at=now
+            )
+        )
 
     async def mark(self, shipment_id: str, state: str, *, reason: str | None = None) -> None:
-        async with self._session() as session:
-            await session.execute(
-                update(ShipmentRow)
-                .where(ShipmentRow.id == shipment_id)
-                .values(state=state, cancel_reason=reason, next_poll_at=None, updated_at=_now())
-            )
+        await self._db.change(
+            update(ShipmentRow)
+            .where(ShipmentRow.id == shipment_id)
+            .values(state=state, cancel_reason=reason, next_poll_at=None, updated_at=utc_now())
+        )
 
     # ------------------------------------------------------------------ tracking
 
@@ -214,9 +197,9 @@ class ShipmentBook:
         poll_after: timedelta,
     ) -> bool:
         """Store one tracking status; False when it was already known (a duplicate report)."""
-        now = _now()
+        now = utc_now()
         try:
-            async with self._session() as session:
+            async with self._db.transaction() as session:
                 session.add(
                     ShipmentEventRow(
                         item_code=item_code, status=status, status_name=status_name[:100], event_time=event_time,
@@ -247,54 +230,46 @@ class ShipmentBook:
         return True
 
     async def events(self, item_code: str) -> list[TrackingRecord]:
-        async with self._session() as session:
-            rows = await session.execute(
-                select(ShipmentEventRow)
-                .where(ShipmentEventRow.item_code == item_code)
-                .order_by(ShipmentEventRow.status)
+        rows = await self._db.all(
+            select(ShipmentEventRow).where(ShipmentEventRow.item_code == item_code).order_by(ShipmentEventRow.status)
+        )
+        return [
+            TrackingRecord(
+                item_code=r.item_code, status=r.status, status_name=r.status_name, event_time=r.event_time,
+                post_office=r.post_office, note=r.note, channel=r.channel, received_at=as_utc(r.received_at),
             )
-            return [
-                TrackingRecord(
-                    item_code=r.item_code, status=r.status, status_name=r.status_name, event_time=r.event_time,
-                    post_office=r.post_office, note=r.note, channel=r.channel,
-                    received_at=_aware(r.received_at) or _now(),
-                )
-                for r in rows.scalars().all()
-            ]  # fmt: skip
+            for r in rows
+        ]  # fmt: skip
 
     async def claim(self, item_code: str, owner: str, *, ttl: timedelta) -> bool:
         """Take the right to send this parcel's statuses on (until released or ``ttl`` passed)."""
-        now = _now()
-        async with self._session() as session:
-            result = await session.execute(
-                update(ShipmentRow)
-                .where(
-                    ShipmentRow.item_code == item_code,
-                    or_(ShipmentRow.claimed_until.is_(None), ShipmentRow.claimed_until < now),
-                )
-                .values(claimed_by=owner, claimed_until=now + ttl)
+        now = utc_now()
+        return await self._db.change(
+            update(ShipmentRow)
+            .where(
+                ShipmentRow.item_code == item_code,
+                or_(ShipmentRow.claimed_until.is_(None), ShipmentRow.claimed_until < now),
             )
-            return bool(getattr(result, "rowcount", 0))
+            .values(claimed_by=owner, claimed_until=now + ttl)
+        )
 
     async def release(self, item_code: str, owner: str) -> None:
-        async with self._session() as session:
-            await session.execute(
-                update(ShipmentRow)
-                .where(ShipmentRow.item_code == item_code, ShipmentRow.claimed_by == owner)
-                .values(claimed_by=None, claimed_until=None)
-            )
+        await self._db.change(
+            update(ShipmentRow)
+            .where(ShipmentRow.item_code == item_code, ShipmentRow.claimed_by == owner)
+            .values(claimed_by=None, claimed_until=None)
+        )
 
     async def mark_emitted(self, item_code: str, status: int, message_id: str) -> None:
-        async with self._session() as session:
-            await session.execute(
-                update(ShipmentRow)
-                .where(ShipmentRow.item_code == item_code, ShipmentRow.emitted_status < status)
-                .values(emitted_status=status, last_message_id=message_id, updated_at=_now())
-            )
+        await self._db.change(
+            update(ShipmentRow)
+            .where(ShipmentRow.item_code == item_code, ShipmentRow.emitted_status < status)
+            .values(emitted_status=status, last_message_id=message_id, updated_at=utc_now())
+        )
 
     async def has_unsent(self, item_code: str) -> bool:
         """Whether ``item_code`` has a stored status newer than the one last sent on."""
-        async with self._session() as session:
+        async with self._db.transaction() as session:
             newest = (
                 await session.execute(
                     select(func.max(ShipmentEventRow.status)).where(ShipmentEventRow.item_code == item_code)
@@ -312,34 +287,29 @@ class ShipmentBook:
             .group_by(ShipmentEventRow.item_code)
             .subquery()
         )
-        async with self._session() as session:
-            rows = await session.execute(
-                select(ShipmentRow.item_code)
-                .join(newest, newest.c.item_code == ShipmentRow.item_code)
-                .where(newest.c.newest > ShipmentRow.emitted_status)
-                .limit(limit)
-            )
-            return [str(code) for code in rows.scalars().all() if code]
+        codes = await self._db.all(
+            select(ShipmentRow.item_code)
+            .join(newest, newest.c.item_code == ShipmentRow.item_code)
+            .where(newest.c.newest > ShipmentRow.emitted_status)
+            .limit(limit)
+        )
+        return [str(code) for code in codes if code]
 
     async def due_for_poll(self, now: datetime, limit: int = 100) -> list[Shipment]:
-        async with self._session() as session:
-            rows = await session.execute(
-                select(ShipmentRow)
-                .where(ShipmentRow.state == ShipmentState.OPEN, ShipmentRow.next_poll_at <= now)
-                .order_by(ShipmentRow.next_poll_at)
-                .limit(limit)
-            )
-            return [_shipment(r) for r in rows.scalars().all()]
+        return await self._all(
+            select(ShipmentRow)
+            .where(ShipmentRow.state == ShipmentState.OPEN, ShipmentRow.next_poll_at <= now)
+            .order_by(ShipmentRow.next_poll_at)
+            .limit(limit)
+        )
 
     async def claim_poll(self, shipment: Shipment, *, now: datetime, next_poll_at: datetime) -> bool:
-        async with self._session() as session:
-            result = await session.execute(
-                update(ShipmentRow)
-                .where(
-                    ShipmentRow.id == shipment.id,
-                    ShipmentRow.state == ShipmentState.OPEN,
-                    ShipmentRow.next_poll_at <= now,
-                )
-                .values(next_poll_at=next_poll_at)
+        return await self._db.change(
+            update(ShipmentRow)
+            .where(
+                ShipmentRow.id == shipment.id,
+                ShipmentRow.state == ShipmentState.OPEN,
+                ShipmentRow.next_poll_at <= now,
             )
-            return bool(getattr(result, "rowcount", 0))
+            .values(next_poll_at=next_poll_at)
+        )

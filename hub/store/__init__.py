@@ -9,5 +9,17 @@ from hub.store._store import (
     MessageView,
     wait_for_store,
 )
+from hub.store._table_sessions import TableSessions, as_utc, utc_now
 
-__all__ = ["DeliveryState", "DeliveryView", "EventView", "MessageStore", "MessageView", "reachable", "wait_for_store"]
+__all__ = [
+    "DeliveryState",
+    "DeliveryView",
+    "EventView",
+    "MessageStore",
+    "MessageView",
+    "TableSessions",
+    "as_utc",
+    "reachable",
+    "utc_now",
+    "wait_for_store",
+]
