@@ -26,6 +26,14 @@ import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection, DeliveryMode
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential,
+)
 
 from hub.envelope import Envelope
 from hub.errors import BrokerUnavailableError
@@ -156,19 +164,18 @@ class Broker:
                 ) from exc
 
     async def connect_with_backoff(self, *, max_delay: float = 30.0, attempts: int | None = None) -> None:
-        delay, tried = 0.5, 0
-        while True:
-            try:
+        """Connect, waiting 0.5 s, 1 s, 2 s … (at most ``max_delay``) between tries while RabbitMQ cannot be
+        reached; after ``attempts`` tries (None: no limit) the last BrokerUnavailableError is raised.
+        Cancelling the call (a stop during start-up) ends the wait at once."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(BrokerUnavailableError),
+            wait=wait_exponential(multiplier=0.5, max=max_delay),
+            stop=stop_never if attempts is None else stop_after_attempt(attempts),
+            before_sleep=_log_broker_unavailable,
+            reraise=True,
+        ):
+            with attempt:
                 await self.connect()
-            except BrokerUnavailableError as exc:
-                tried += 1
-                if attempts is not None and tried >= attempts:
-                    raise
-                log.warning("broker_unavailable", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
-            else:
-                return
 
     def _ready(self) -> tuple[AbstractRobustConnection, AbstractChannel, AbstractExchange]:
         if self._connection is None or self._publish_channel is None or self._deliver_exchange is None:
@@ -303,6 +310,11 @@ class Broker:
             await _close_quietly(self._connection)
         self._connection = None
         self._publish_channel = None
+
+
+def _log_broker_unavailable(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning("broker_unavailable", error=str(error), retry_in=state.upcoming_sleep)
 
 
 async def _close_quietly(closable: Any) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from hub.envelope import Envelope
 from hub.errors import StoreUnavailableError
@@ -1043,17 +1044,24 @@ class MessageStore:
 
 
 async def wait_for_store(store: MessageStore, *, attempts: int = 30, delay: float = 1.0) -> None:
-    """Ping until the store answers (used at start-up); raise StoreUnavailableError after ``attempts``."""
-    for attempt in range(1, attempts + 1):
-        try:
+    """Ping until the store answers (used at start-up); raise StoreUnavailableError after ``attempts``.
+    Cancelling the call (a stop during start-up) ends the wait at once."""
+
+    def waiting(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "store_unavailable", error=str(error), attempt=state.attempt_number, attempts=attempts, retry_in=delay
+        )
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(StoreUnavailableError),
+        wait=wait_fixed(delay),
+        stop=stop_after_attempt(attempts),
+        before_sleep=waiting,
+        reraise=True,
+    ):
+        with attempt:
             await store.ping()
-        except StoreUnavailableError as exc:
-            if attempt == attempts:
-                raise
-            log.warning("store_unavailable", error=str(exc), attempt=attempt, attempts=attempts, retry_in=delay)
-            await asyncio.sleep(delay)
-        else:
-            return
 
 
 def _advance_cursors(connection: Connection, cursors: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
