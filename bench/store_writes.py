@@ -4,7 +4,7 @@ Accepts ``--messages`` dossiers into a fresh SQLite (or ``--database-url``) stor
 then in groups of 16 that arrive together (as under 32 connections), each followed by its
 ``pending → accepted`` record, the way the ingress writes them. Prints the process's CPU time per
 message (all threads) and the wall time per message. No broker, no HTTP: the store's own cost, to
-compare two commits on the same machine in the same minute (bench/README.md, "What was fixed").
+compare two commits on the same machine in the same minute.
 """
 
 from __future__ import annotations

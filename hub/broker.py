@@ -250,7 +250,7 @@ class Broker:
             await self.connect()
         _, channel, deliver_exchange = self._ready()
         # aiormq's publish with the properties built here: aio-pika's Message and Exchange.publish
-        # add nothing the hub uses and cost a tenth of the ingress's CPU per message (bench/README.md).
+        # add nothing the hub uses, only CPU on every message.
         properties = aiormq.spec.Basic.Properties(
             delivery_mode=_PERSISTENT,
             content_type="application/json",

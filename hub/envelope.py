@@ -34,9 +34,9 @@ def normalize_text(value: Any) -> Any:
 
 def nfc_json_text(text: str) -> str:
     """JSON text with every string in it normalised to NFC, in one pass over the whole text: the same
-    strings as :func:`normalize_text` on the parsed value, without walking it (a tenth of the ingress's
-    validation). JSON's own syntax around the strings is ASCII quotes, brackets and separators, which
-    NFC leaves alone and which no following character composes with. A ``\\u`` escape is not a
+    strings as :func:`normalize_text` on the parsed value, without walking the parsed value. JSON's own
+    syntax around the strings is ASCII quotes, brackets and separators, which NFC leaves alone and which
+    no following character composes with. A ``\\u`` escape is not a
     character yet in the text: a body with one is parsed first and normalised with :func:`normalize_text`.
     """
     return unicodedata.normalize("NFC", text)

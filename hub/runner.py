@@ -94,18 +94,16 @@ async def start_workers(
 
 
 #: Container objects allocated (net) before a young collection; Python's default is 700. Under load
-#: the ingress and workers allocate a few hundred per message, and a collection every two or three
-#: messages kept the objects of every request in flight alive long enough to be promoted, and later
-#: walked again by full collections. 50,000 costs a collection of about 12 ms when one comes, and
-#: about 10 MB more in a worker (bench/README.md).
+#: the ingress and workers allocate a few hundred per message: a collection every two or three
+#: messages would keep the objects of every request in flight alive long enough to be promoted, and
+#: later walked again by full collections. The price is a longer young collection, less often, and a
+#: little more memory.
 GC_YOUNG_THRESHOLD = 50_000
 
 
 def _tune_garbage_collector() -> None:
     """Freeze what exists once the hub is running (modules, the app, routes, schemas: it lives as long
-    as the process), so full collections stop walking it; collect young objects less often. In the
-    ingress under load the collector's share of the CPU fell from 4 % (freeze alone) to under 1 %
-    (bench/README.md)."""
+    as the process), so full collections stop walking it; collect young objects less often."""
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)

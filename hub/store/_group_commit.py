@@ -2,7 +2,7 @@
 
 Under load many requests (or deliveries) each want the same small write at about the same
 time: "the broker confirmed message X", "target T took message Y". Each caller still waits
-until *its* write is committed, exactly as before; the writes that arrive while one commit is
+until *its* write is committed, as with a transaction of its own; the writes that arrive while one commit is
 running are simply committed together in the next one. A lone caller is written at once, so
 nothing waits for a batch to fill.
 """

@@ -2,14 +2,14 @@
 
 A grouped write is a few statements of 16 rows or so. Through ``Connection.execute`` SQLAlchemy
 prepares every row's parameters with its general machinery (an execution context, the type
-processors looked up for each parameter), which in the ingress cost more of the writer thread's
-CPU than SQLite's own work on the rows, and that thread holds the GIL the event loop needs
-meanwhile (bench/README.md). Here each statement is compiled once per set of columns, the
-processors of its parameters are looked up once, and each row becomes one tuple for the driver's
-``executemany``. SQLAlchemy still runs the transaction and wraps the driver's errors (an
-``IntegrityError`` stays one). What is written is what SQLAlchemy writes: the same processors turn
-datetimes into SQLite's text, JSON columns are written by the store's own JSON function, and a
-column the rows leave out gets its scalar ``default`` (one computed in Python is refused).
+processors looked up for each parameter), which costs more CPU than SQLite's own work on the rows,
+in a thread that holds the GIL the event loop needs meanwhile. Here each statement is compiled once
+per set of columns, the processors of its parameters are looked up once, and each row becomes one
+tuple for the driver's ``executemany``. SQLAlchemy still runs the transaction and wraps the driver's
+errors (an ``IntegrityError`` stays one). What is written is what SQLAlchemy writes: the same
+processors turn datetimes into SQLite's text, JSON columns are written by the store's own JSON
+function, and a column the rows leave out gets its scalar ``default`` (one computed in Python is
+refused).
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ _DELIVERY_AND_CURSOR = _delivery_statement(with_cursor=True)
 #: The same read as plain SQL for the SQLite fast path (``MessageStore._read_on_loop``).
 _DELIVERY_SQL = str(_DELIVERY_AND_CURSOR.compile(dialect=SQLiteDialect(paramstyle="named")))
 
-# The grouped writes' statements, built once (building one cost more than running it, bench/README.md).
+# The grouped writes' statements, built once: building one costs more than running it.
 _MESSAGES = cast(Table, MessageRow.__table__)
 _DELIVERIES = cast(Table, DeliveryRow.__table__)
 _EVENTS = cast(Table, DeliveryEventRow.__table__)
@@ -294,12 +294,12 @@ class MessageStore:
         self._loop_reader: sqlite3.Connection | None = None
         # SQLite takes one writer at a time and makes the others sleep and poll (up to 100 ms a
         # turn) until it is free. Queueing this process's writers here instead wakes the next one
-        # as soon as the previous commits: several times the throughput under concurrent requests.
+        # as soon as the previous commits.
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
         self._writer = WriterThread(self._sqlite_file, json_serializer=_json_text) if self._sqlite_file else None
-        # On SQLite the accepts are written in the event loop's thread (``_write(inline=True)``), so a
-        # write no longer lasts long enough for the next batch to fill meanwhile: under load it waits
-        # a few milliseconds for it instead (bench/README.md, 2 December).
+        # On SQLite the accepts are written in the event loop's thread (``_write(inline=True)``), where a
+        # write is too short for the next batch to fill meanwhile: under load a batch waits
+        # ACCEPT_LINGER_SECONDS for others to join it.
         self._accepted: GroupCommit[_Accepted, int] = GroupCommit(
             self._write_accepted, linger=ACCEPT_LINGER_SECONDS if self._writer else 0.0, linger_under_load_only=True
         )
@@ -669,10 +669,10 @@ class MessageStore:
 
     def _read_on_loop(self, params: dict[str, Any]) -> tuple[bool, Any]:
         """SQLite only: the worker's primary-key read on a plain sqlite3 connection, in the event loop's own
-        thread. A read in WAL mode does not wait for writers and takes microseconds, where the hop to
-        aiosqlite's thread and back through SQLAlchemy takes most of a millisecond (bench/README.md).
-        Returns ``(False, None)`` when it cannot answer at once (the file is busy, another thread): the
-        caller then reads the usual way."""
+        thread. A read in WAL mode does not wait for writers, so it needs none of the hop to aiosqlite's
+        thread and back through SQLAlchemy, which costs far more than the read itself. Returns
+        ``(False, None)`` when it cannot answer at once (the file is busy, another thread): the caller then
+        reads the usual way."""
         if self._sqlite_file is None:
             return False, None
         try:

@@ -1,11 +1,11 @@
 """SQLite only: the grouped writes as one call to a writer thread each.
 
 Through SQLAlchemy's async engine every statement of a transaction goes to aiosqlite's thread and
-back several times (execute, fetch, close; begin and commit): a grouped write of 16 messages made
-some twenty round trips between two threads, and those hops, not SQLite, were most of its cost
-(bench/README.md). Here the whole transaction is one function that runs in a thread of its own on
-a synchronous engine: one round trip per transaction. The event loop goes on serving requests while
-it runs, so the next batch fills up meanwhile, as before.
+back several times (execute, fetch, close; begin and commit): a grouped write of 16 messages makes
+some twenty round trips between two threads, and those hops, not SQLite, are most of its cost.
+Here the whole transaction is one function that runs in a thread of its own on a synchronous
+engine: one round trip per transaction. The event loop goes on serving requests while
+it runs, so the next batch fills up meanwhile.
 
 The thread has one connection, so this process's grouped writes never wait for each other inside
 SQLite; another process writing to the same file is waited for (busy timeout) in this thread, never in
@@ -16,8 +16,7 @@ on a second connection that never waits: when another process holds the file's w
 up at once and the write goes to the thread after all. Those are the accepts (with a short linger
 under load, so that a batch still fills) and the published records. The hop to the thread and back,
 and the two threads taking turns at the GIL, cost the ingress more CPU per message than SQLite's
-own work, and its kernel time fell only once none of its writes was left in the thread
-(bench/README.md, 2 December). That connection never checkpoints the WAL
+own work, in user and kernel time alike. That connection never checkpoints the WAL
 (``wal_autocheckpoint=0``), so the loop never waits for the disk's sync: after about 1,000 pages
 written inline (counted from rows and commits) the writer thread runs a checkpoint beside the
 loop's writes; only when the WAL keeps growing under steady load (4,000 frames) does the store run
