@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
+from pydantic import BaseModel
+
 from hub.adapter import Adapter, AdapterFactory, RequestAdapter
 from hub.broker import Broker, Topology
 from hub.errors import BrokerUnavailableError, ConfigurationError
@@ -23,7 +25,15 @@ from hub.settings import HubSettings
 from hub.store import MessageStore
 from schemas import SCHEMAS
 
-__all__ = ["Hub", "adapter_registry", "build_hub", "known_schema_names", "load_plugins", "open_hub"]
+__all__ = [
+    "Hub",
+    "adapter_registry",
+    "build_hub",
+    "known_schema_names",
+    "load_plugins",
+    "open_hub",
+    "schema_registry",
+]
 
 
 def load_plugins() -> list[Plugin]:
@@ -64,8 +74,23 @@ def adapter_registry(plugins: Sequence[Plugin] | None = None) -> Mapping[str, Ad
     return {name: factory for plugin in plugins or load_plugins() for name, factory in plugin.adapters.items()}
 
 
-def known_schema_names() -> list[str]:
-    return list(SCHEMAS)
+def schema_registry(plugins: Sequence[Plugin] | None = None) -> Mapping[str, type[BaseModel]]:
+    """Schema name (``schema:`` in a route file) → model: the canonical messages and every plugin's own.
+    A plugin that brings a name already taken stops the hub with a sentence."""
+    registry: dict[str, type[BaseModel]] = dict(SCHEMAS)
+    for plugin in load_plugins() if plugins is None else plugins:
+        for name, model in plugin.schemas.items():
+            if name in registry:
+                raise ConfigurationError(
+                    f"The plugin '{plugin.name}' brings the schema '{name}', which the hub already has; "
+                    "give the plugin's message a name of its own (e.g. <system>.<message>/v1)."
+                )
+            registry[name] = model
+    return registry
+
+
+def known_schema_names(plugins: Sequence[Plugin] | None = None) -> list[str]:
+    return list(schema_registry(plugins))
 
 
 @dataclass
@@ -79,6 +104,8 @@ class Hub:
     metrics: HubMetrics
     adapters: Mapping[str, AdapterFactory] = field(default_factory=dict)
     plugins: Sequence[Plugin] = ()
+    #: Schema name → model (:func:`schema_registry`).
+    schemas: Mapping[str, type[BaseModel]] = field(default_factory=lambda: dict(SCHEMAS))
     #: Why the hub is not ready yet although the broker and the store answer (``hub run`` while it
     #: still declares its queues); None once it is. ``/readyz`` reports it.
     starting: str | None = None
@@ -145,7 +172,8 @@ def build_hub(settings: HubSettings | None = None) -> Hub:
     settings = settings or HubSettings()
     plugins = load_plugins()
     adapters = adapter_registry(plugins)
-    routes = load_routes(settings.routes_dir, known_schemas=known_schema_names(), known_adapters=adapters)
+    schemas = schema_registry(plugins)
+    routes = load_routes(settings.routes_dir, known_schemas=list(schemas), known_adapters=adapters)
     topology = Topology(settings.broker_namespace, settings.queue_type)
     return Hub(
         settings=settings,
@@ -155,6 +183,7 @@ def build_hub(settings: HubSettings | None = None) -> Hub:
         metrics=HubMetrics.create(),
         adapters=adapters,
         plugins=plugins,
+        schemas=schemas,
     )
 
 

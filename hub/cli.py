@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from hub.audit_cli import audit_app
-from hub.bootstrap import Hub, adapter_registry, build_hub, known_schema_names, load_plugins, open_hub
+from hub.bootstrap import Hub, adapter_registry, build_hub, known_schema_names, load_plugins, open_hub, schema_registry
 from hub.console.cli import console_app
 from hub.demo import DemoUnavailableError, delete_demo_queues, prepare_demo
 from hub.errors import BrokerUnavailableError, ConfigurationError, HubError, StoreUnavailableError
@@ -27,7 +27,6 @@ from hub.runner import run_hub
 from hub.services import replay_message, replay_target
 from hub.settings import HubSettings
 from hub.store import MessageStore
-from schemas import json_schemas
 
 if sys.platform != "win32":  # pyproject.toml installs uvloop everywhere else
     import uvloop
@@ -361,9 +360,11 @@ def db_upgrade() -> None:
 def schemas_export(
     out: Annotated[Path, typer.Option(help="Folder to write the *.schema.json files into.")] = Path("schemas/json"),
 ) -> None:
-    """Write the JSON Schema of every canonical message (the contract for ministries)."""
+    """Write the JSON Schema of every message the hub knows, canonical and installed plugins' (the contract
+    for ministries)."""
     out.mkdir(parents=True, exist_ok=True)
-    for name, schema in json_schemas().items():
+    for name, model in schema_registry().items():
+        schema = model.model_json_schema()
         path = out / (name.replace("/", ".") + ".schema.json")
         path.write_text(json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         typer.echo(str(path))

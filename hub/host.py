@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import AuditFacts, AuditLog
@@ -32,6 +33,10 @@ class PluginHost:
     @property
     def settings(self) -> HubSettings:
         return self.hub.settings
+
+    @property
+    def schemas(self) -> Mapping[str, type[BaseModel]]:
+        return self.hub.schemas
 
     @property
     def engine(self) -> AsyncEngine:

@@ -62,6 +62,7 @@ from hub.store import TableSessions, as_utc, reachable, utc_now
 if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
+    from pydantic import BaseModel
     from sqlalchemy import MetaData
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -166,6 +167,11 @@ class HubContext(Protocol):
     def settings(self) -> HubSettings: ...
 
     @property
+    def schemas(self) -> Mapping[str, type[BaseModel]]:
+        """Schema name → model: the canonical messages and every plugin's."""
+        ...
+
+    @property
     def engine(self) -> AsyncEngine:
         """The store's engine, for the plugin's own tables (through :class:`TableSessions`, or wrap calls in
         :func:`reachable`)."""
@@ -254,6 +260,8 @@ class Plugin:
     - ``extend``: called once per ingress process with its :class:`HubContext`; returns the endpoints
       and loops of the plugin's flows (``None``: nothing to add for this hub's route files).
     - ``commands``: ``hub <name> …`` sub-command groups, built with a :data:`HubOpener`.
+    - ``schemas``: the message types it brings, by the name route files use (``<system>.<message>/v1``)
+      → pydantic model; checked, stored and published like the canonical ones.
     - ``tables``: the SQLAlchemy metadata of the plugin's own tables (checked against the migrations).
     - ``migrations``: the folder of the plugin's Alembic versions for tables of its own (a branch
       whose first revision ``depends_on`` the core's head).
@@ -263,5 +271,6 @@ class Plugin:
     adapters: Mapping[str, AdapterFactory] = field(default_factory=dict)
     extend: Callable[[HubContext], Extension | None] | None = None
     commands: Callable[[HubOpener], Mapping[str, typer.Typer]] | None = None
+    schemas: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     tables: MetaData | None = None
     migrations: Path | None = None

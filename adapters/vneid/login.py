@@ -54,7 +54,6 @@ from hub.plugin import (
     TransientDeliveryError,
     as_utc,
 )
-from schemas import SCHEMAS
 
 __all__ = ["ASSERTION_TYPE", "CALLBACK_PATH", "create_login_extension", "return_allowed"]
 
@@ -276,7 +275,7 @@ def _create_router(
         started = time.perf_counter()
         try:
             claims = await provider.complete(code, login)
-            identity = SCHEMAS[route.schema_name].model_validate(claims).model_dump(mode="json")
+            identity = context.schemas[route.schema_name].model_validate(claims).model_dump(mode="json")
         except DeliveryError as exc:
             await logins.finish(login_id, code_hash=None, identity=None)
             kind = "temporarily_unavailable" if isinstance(exc, TransientDeliveryError) else "login_failed"

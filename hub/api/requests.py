@@ -44,7 +44,6 @@ from hub.request_client import RequestClient, RequestTimeoutError
 from hub.request_worker import RequestReply
 from hub.routing import Route, SystemSpec
 from hub.services import schema_problems
-from schemas import SCHEMAS
 
 __all__ = ["RequestState", "router"]
 
@@ -151,7 +150,7 @@ async def post_request(
         return problem(400, f"The body is not valid UTF-8 JSON ({exc}); send a JSON object.")
     if not isinstance(body, dict):
         return problem(422, "The body must be a JSON object with the request's fields.")
-    model = SCHEMAS[route.schema_name]
+    model = hub.schemas[route.schema_name]
     try:
         validated = model.model_validate(normalize_text(body))
     except ValidationError as exc:

@@ -30,7 +30,6 @@ from hub.plugin import DossierState, OriginatedMessage
 from hub.routing import Route, SystemSpec
 from hub.store import DeliveryState, MessageView, reachable
 from hub.store.models import MessageRow
-from schemas import SCHEMAS
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -233,10 +232,10 @@ def _routes_for(hub: Hub, system: SystemSpec, message_type: str) -> list[Route]:
     return routes
 
 
-def _validated(message_type: str, route: Route, payload: dict[str, Any]) -> dict[str, Any]:
+def _validated(hub: Hub, message_type: str, route: Route, payload: dict[str, Any]) -> dict[str, Any]:
     """The payload as its route's schema makes it (canonical JSON); RefusalError (422) with a sentence per problem."""
     try:
-        validated = SCHEMAS[route.schema_name].model_validate(payload)
+        validated = hub.schemas[route.schema_name].model_validate(payload)
     except ValidationError as exc:
         errors = schema_problems(exc)
         raise RefusalError(
@@ -257,7 +256,7 @@ async def accept(
     routes = _routes_for(hub, system, message_type)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise RefusalError(422, f"The Idempotency-Key header must be 1 to {IDEMPOTENCY_KEY_MAX} characters long.")
-    canonical = _validated(message_type, routes[0], normalize_text(payload) if escaped else payload)
+    canonical = _validated(hub, message_type, routes[0], normalize_text(payload) if escaped else payload)
     try:
         view, created = await submit(
             hub,
@@ -315,7 +314,7 @@ async def originate(
     if not routes:
         log.info("originated_without_route", type=message_type, source=source)
         return None
-    model = SCHEMAS[routes[0].schema_name]
+    model = hub.schemas[routes[0].schema_name]
     try:
         canonical = model.model_validate(normalize_text(payload)).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
