@@ -11,21 +11,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from hub.api import health_router, messages_router, requests_router
 from hub.api.deps import IngressState
+from hub.api.guard import Lock
+from hub.api.health import MetricsPage
 from hub.api.requests import RequestState
 from hub.bootstrap import Hub
 from hub.console import include_console
+from hub.contract import complete_document
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
 from hub.services import RefusalError
 
@@ -123,12 +127,14 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         version="1",
         description="Provincial integration hub: systems post dossier messages; ops follow each one.",
         lifespan=lifespan,
-        docs_url=None,  # /docs and /redoc are served without a CDN: see _serve_offline_docs
+        docs_url=None,  # /docs, /redoc and /openapi.json are served by _serve_offline_docs (no CDN, a lock)
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.ingress = state
     app.state.requests = requests
-    _serve_offline_docs(app)
+    app.state.metrics_page = MetricsPage.for_hub(hub)
+    _serve_offline_docs(app, Lock(settings.docs_password, user=settings.docs_user, realm="hub API docs"))
 
     @app.exception_handler(RefusalError)
     async def _problem(_request: Request, exc: RefusalError) -> Response:
@@ -179,10 +185,20 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         for router in extension.routers:
             app.include_router(router)
     app.include_router(health_router)
+    fastapi_document = app.openapi
+
+    def document() -> dict[str, Any]:
+        """FastAPI's document completed from the route files (hub.contract), built once."""
+        if app.openapi_schema is None:
+            app.openapi_schema = complete_document(fastapi_document(), hub.routes, hub.schemas)
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
     return app
 
 
 _DOCS_ASSETS = "/docs/assets"
+_OPENAPI_URL = "/openapi.json"
 #: The docs pages load nothing from elsewhere, not even ReDoc's "by Redocly" logo (cdn.redoc.ly).
 _DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -190,19 +206,32 @@ _DOCS_CSP = (
 )
 
 
-def _serve_offline_docs(app: FastAPI) -> None:
+def _serve_offline_docs(app: FastAPI, lock: Lock) -> None:
     """Swagger UI at ``/docs`` and ReDoc at ``/redoc``, their scripts served by the hub itself from the
     copies of swagger-ui-dist and redoc that the ``fastapi-offline`` package ships: provincial networks
     reach no CDN. The online validator badge is off too (it would call validator.swagger.io), and a
-    Content-Security-Policy keeps the browser from asking any other host."""
+    Content-Security-Policy keeps the browser from asking any other host. With HUB_DOCS_PASSWORD set,
+    the two pages and ``/openapi.json`` ask for it (``lock``); the assets are the packages' own files."""
     assets = StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static")
     app.mount(_DOCS_ASSETS, assets, name="docs-assets")
 
+    def refused(request: Request) -> Response | None:
+        if lock.opens(request.headers.get("authorization")):
+            return None
+        detail = "The API docs are protected: log in with the docs user and password (HUB_DOCS_PASSWORD)."
+        return JSONResponse({"detail": detail}, status_code=401, headers=lock.challenge)
+
+    @app.get(_OPENAPI_URL, include_in_schema=False)
+    async def openapi_document(request: Request) -> Response:
+        return refused(request) or JSONResponse(app.openapi())
+
     @app.get("/docs", include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
+    async def swagger_ui(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         root = f"{request.scope.get('root_path', '')}"
         page = get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}",
+            openapi_url=f"{root}{_OPENAPI_URL}",
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{_DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{_DOCS_ASSETS}/swagger-ui.css",
@@ -213,10 +242,12 @@ def _serve_offline_docs(app: FastAPI) -> None:
         return page
 
     @app.get("/redoc", include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
+    async def redoc(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         root = f"{request.scope.get('root_path', '')}"
         page = get_redoc_html(
-            openapi_url=f"{root}{app.openapi_url}",
+            openapi_url=f"{root}{_OPENAPI_URL}",
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{_DOCS_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{_DOCS_ASSETS}/favicon.png",

@@ -36,6 +36,7 @@ from hub.adapter import (
     RequestContext,
 )
 from hub.adapter_config import AdapterConfig, BaseUrl, Duration, DurationOrOff, Text
+from hub.contract import SYSTEM_KEY, Problem, problem_responses  # a plugin's endpoints in the OpenAPI document
 from hub.envelope import Envelope, normalize_text
 from hub.errors import (
     BrokerUnavailableError,
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "SYSTEM_KEY",
     "Adapter",
     "AdapterConfig",
     "AdapterFactory",
@@ -93,6 +95,7 @@ __all__ = [
     "OriginatedMessage",
     "PermanentDeliveryError",
     "Plugin",
+    "Problem",
     "RateLimiter",
     "RequestAdapter",
     "RequestContext",
@@ -111,6 +114,7 @@ __all__ = [
     "parse_duration",
     "parse_rate",
     "parse_retry_after",
+    "problem_responses",
     "reachable",
     "redact",
     "redact_error",

@@ -90,6 +90,27 @@ class HubSettings(BaseSettings):
         default="json", description="json: one JSON object per line (production); console: for people."
     )
 
+    # --- what the operations endpoints show, and to whom (docs/security.md) ---------------------
+    metrics_cache_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="The /metrics gauges read from RabbitMQ and the store (queue depths, open deliveries, "
+        "target health) are read again at most this often; scrapes in between get the last reading. 0 = "
+        "on every scrape.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics answers only `Authorization: Bearer <token>` (Prometheus: "
+        "`authorization: {credentials: ...}`) or HTTP Basic with the token as password. Unset = open.",
+    )
+    docs_password: SecretStr | None = Field(
+        default=None,
+        description="When set, /docs, /redoc and /openapi.json ask for HTTP Basic auth (user HUB_DOCS_USER, "
+        "this password) or `Authorization: Bearer <password>`. Unset = open.",
+    )
+    docs_user: str = Field(default="docs", min_length=1, description="User name of the API docs' Basic auth.")
+
     # --- ops console (hub/console, docs/console.md) ---------------------------------------------
     console_admin_password: SecretStr | None = Field(
         default=None,

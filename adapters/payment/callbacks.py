@@ -22,6 +22,7 @@ from starlette.background import BackgroundTask
 from adapters.payment.adapter import PaymentPlatformAdapter
 from adapters.payment.reconcile import PaymentReconciler
 from adapters.payment.settlement import PaymentSettlement
+from adapters.payment.wire import CallbackAnswer, PaymentResult
 from hub.plugin import ConfigurationError, Extension, HubContext, StoreUnavailableError
 
 __all__ = ["PAYMENT_ADAPTER", "PaymentServices", "build_payment_services", "create_callback_router", "extend"]
@@ -78,7 +79,23 @@ def create_callback_router(services: PaymentServices) -> APIRouter:
     """``POST /v1/callbacks/payment`` over ``services``."""
     router = APIRouter(tags=["partner callbacks"])
 
-    @router.post("/v1/callbacks/payment")
+    @router.post(
+        "/v1/callbacks/payment",
+        response_model=CallbackAnswer,
+        responses={
+            400: {"model": CallbackAnswer, "description": "The body holds control characters (MaLoi 99)."},
+            413: {"model": CallbackAnswer, "description": "The body is larger than a callback can be."},
+            429: {"model": CallbackAnswer, "description": "Too many callbacks from one address (Retry-After)."},
+            503: {"model": CallbackAnswer, "description": "Not recorded (no payment target, or no store); send again."},
+        },
+        openapi_extra={
+            "security": [],  # the platform signs the body (MaXacThuc) instead
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PaymentResult.model_json_schema()}},
+            },
+        },
+    )
     async def payment_callback(request: Request) -> JSONResponse:
         settlement = services.settlement
         if settlement is None:

@@ -33,12 +33,13 @@ import orjson
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from adapters.vneid.assertions import AssertionSigner
 from adapters.vneid.sessions import LOGIN_LIFETIME, LoginSessions, sha256_hex
 from adapters.vneid.tables import LoginSessionRow
 from hub.plugin import (
+    SYSTEM_KEY,
     AuditRecord,
     ConfigurationError,
     DeliveryError,
@@ -47,12 +48,14 @@ from hub.plugin import (
     HubError,
     IdentityProvider,
     LoginRequest,
+    Problem,
     RateLimiter,
     Route,
     StoreUnavailableError,
     SystemSpec,
     TransientDeliveryError,
     as_utc,
+    problem_responses,
 )
 
 __all__ = ["ASSERTION_TYPE", "CALLBACK_PATH", "create_login_extension", "return_allowed"]
@@ -62,6 +65,43 @@ log = structlog.get_logger(__name__)
 CALLBACK_PATH = "/v1/identity/callback"
 ASSERTION_TYPE = "urn:lgsp:params:token-type:identity-assertion"
 _COOKIE_PREFIX = "lgsp_login_"
+
+
+#: A page for the browser; JSON (``{"detail": …}``) when the hub refuses the request before the login code runs
+#: (a control character in the address).
+_PAGE_OR_PROBLEM = {
+    "text/html": {"schema": {"type": "string"}},
+    "application/json": {"schema": Problem.model_json_schema()},
+}
+#: The browser endpoints answer with a redirect, or with a page that says why the login cannot go on.
+_BROWSER_ANSWERS: dict[int | str, dict[str, Any]] = {
+    302: {"description": "On to the next step of the login (the Location header)."},
+    **{
+        status: {"description": meaning, "content": _PAGE_OR_PROBLEM}
+        for status, meaning in [
+            (400, "A parameter is missing or wrong, or the login is unknown, expired or finished."),
+            (403, "The system may not use this login route."),
+            (404, "There is no such login route."),
+            (429, "Too many logins right now (Retry-After)."),
+            (503, "The provider or the store cannot be reached; try again (Retry-After)."),
+        ]
+    },
+}
+
+
+def _query(*names: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in names]
+
+
+class AssertionAnswer(BaseModel):
+    assertion: str = Field(description="A JWT signed by the hub (RS256); its keys are at /v1/identity/jwks.json.")
+    token_type: str
+    expires_in: int = Field(description="Seconds the assertion is valid.")
+    identity: dict[str, Any] = Field(description="The verified identity (schema identity.login/v1).")
+
+
+class _AssertionProblem(Problem):
+    error: str | None = Field(default=None, description="invalid_grant: the code cannot be redeemed.")
 
 
 def return_allowed(return_to: str, route: Route) -> bool:
@@ -169,7 +209,13 @@ def _create_router(
         except StoreUnavailableError:
             log.exception("audit_write_failed", outcome=outcome)
 
-    @router.get("/v1/identity/login/{route_name}")
+    @router.get(
+        "/v1/identity/login/{route_name}",
+        status_code=302,
+        response_class=Response,
+        responses=_BROWSER_ANSWERS,
+        openapi_extra={"parameters": _query("system", "return_to", "state")},
+    )
     async def start_login(route_name: str, request: Request) -> Response:
         route = login_routes.get(route_name)
         if route is None or route.login is None:
@@ -225,7 +271,13 @@ def _create_router(
         log.info("login_started", route=route.name, system=system_id)
         return response
 
-    @router.get(CALLBACK_PATH)
+    @router.get(
+        CALLBACK_PATH,
+        status_code=302,
+        response_class=Response,
+        responses=_BROWSER_ANSWERS,
+        openapi_extra={"parameters": _query("state", "code", "error")},
+    )
     async def callback(request: Request) -> Response:
         params = request.query_params
         login_id = params.get("state", "")
@@ -306,7 +358,26 @@ def _create_router(
         log.info("login_verified", seconds=round(time.perf_counter() - started, 3), loa=loa)
         return await back("ok", {"code": one_time_code}, subject=subject)
 
-    @router.post("/v1/identity/assertions")
+    @router.post(
+        "/v1/identity/assertions",
+        response_model=AssertionAnswer,
+        responses=problem_responses(400, 401, 403, 413, 422, 429, 503, model=_AssertionProblem),
+        openapi_extra={
+            **SYSTEM_KEY,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"code": {"type": "string", "minLength": 1}},
+                            "required": ["code"],
+                        }
+                    }
+                },
+            },
+        },
+    )
     async def assertion(request: Request) -> Response:
         system = _calling_system(context, request)
         if isinstance(system, JSONResponse):
@@ -360,7 +431,10 @@ def _create_router(
             headers={"Cache-Control": "no-store"},
         )
 
-    @router.get("/v1/identity/jwks.json")
+    @router.get(
+        "/v1/identity/jwks.json",
+        responses={200: {"content": {"application/json": {"schema": {"type": "object", "required": ["keys"]}}}}},
+    )
     async def jwks() -> JSONResponse:
         return JSONResponse(signer.jwks(), headers={"Cache-Control": "public, max-age=300"})
 

@@ -16,8 +16,10 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from adapters.vnpost.tracking import VNPostTargets, open_vnpost_targets
+from adapters.vnpost.wire import StatusCallback
 from hub.plugin import Extension, HubContext, StoreUnavailableError
 
 __all__ = ["create_callback_router", "extend_ingress"]
@@ -27,11 +29,44 @@ log = structlog.get_logger(__name__)
 MAX_CALLBACK_BYTES = 65_536
 
 
+class CallbackAnswer(BaseModel):
+    """What the hub answers VNPost: ``Status`` "100" taken, "104" unknown parcel, "102" unreadable, "401" bad
+    token, "500" not recorded (send again)."""
+
+    Status: str
+    Message: str
+
+
+_ANSWERS: dict[int | str, dict[str, object]] = {
+    status: {"model": CallbackAnswer, "description": meaning}
+    for status, meaning in [
+        (400, "Not JSON, or a field is missing or wrong."),
+        (401, "No X-VNPost-Token, or the wrong one."),
+        (413, "The body is larger than a callback can be."),
+        (503, "Not recorded (no VNPost target, or no store); send again."),
+    ]
+}
+_EVENT = StatusCallback.model_json_schema()
+#: One tracking event, or a list of them.
+_CALLBACK_BODY = {"anyOf": [_EVENT, {"type": "array", "items": _EVENT}]}
+
+
 def create_callback_router(targets: VNPostTargets) -> APIRouter:
     """The VNPost callback endpoint over the tracker of ``targets`` (503 while there is none)."""
     router = APIRouter(tags=["partner callbacks"])
 
-    @router.post("/v1/callbacks/vnpost")
+    @router.post(
+        "/v1/callbacks/vnpost",
+        response_model=CallbackAnswer,
+        responses=_ANSWERS,
+        openapi_extra={
+            "security": [],  # the token below instead of a system key
+            "parameters": [
+                {"name": "X-VNPost-Token", "in": "header", "required": True, "schema": {"type": "string"}},
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _CALLBACK_BODY}}},
+        },
+    )
     async def vnpost_callback(request: Request) -> JSONResponse:
         tracker = targets.tracker
         if tracker is None:

@@ -10,8 +10,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from hub.api.deps import Caller, Sender, State
+from hub.contract import SYSTEM_KEY, problem_responses
 from hub.errors import StoreUnavailableError
 from hub.services import RefusalError
+from hub.services.messages import IDEMPOTENCY_KEY_MAX
 from hub.store import MessageView
 
 __all__ = ["AcceptedMessage", "DossierMessages", "MessageRecord", "message_json", "router"]
@@ -128,7 +130,24 @@ def _readable(system: Any, view: MessageView | None, what: str) -> MessageView:
     return view
 
 
-@router.post("/v1/messages", status_code=202, response_model=AcceptedMessage)
+@router.post(
+    "/v1/messages",
+    status_code=202,
+    response_model=AcceptedMessage,
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
+    openapi_extra={  # the body's schema comes from the route files: hub.contract.complete_document
+        **SYSTEM_KEY,
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "The sender's own id of the message: the same key is accepted once.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+            }
+        ],
+    },
+)
 async def post_message(request: Request, state: State, system: Sender) -> Response:
     """Send a message: 202 once it is stored and RabbitMQ has confirmed it.
 
@@ -139,7 +158,12 @@ async def post_message(request: Request, state: State, system: Sender) -> Respon
     return Response(answer, status_code=202, media_type="application/json")
 
 
-@router.get("/v1/messages/{message_id}", response_model=MessageRecord)
+@router.get(
+    "/v1/messages/{message_id}",
+    response_model=MessageRecord,
+    responses=problem_responses(400, 401, 404, 422, 503),
+    openapi_extra=SYSTEM_KEY,
+)
 async def get_message(message_id: str, state: State, system: Caller) -> dict[str, Any]:
     try:
         view = await state.hub.store.message(message_id)
@@ -148,7 +172,12 @@ async def get_message(message_id: str, state: State, system: Caller) -> dict[str
     return message_json(_readable(system, view, f"message {message_id}"))
 
 
-@router.get("/v1/dossiers/{dossier_code}/messages", response_model=DossierMessages)
+@router.get(
+    "/v1/dossiers/{dossier_code}/messages",
+    response_model=DossierMessages,
+    responses=problem_responses(400, 401, 422, 503),
+    openapi_extra=SYSTEM_KEY,
+)
 async def get_dossier_messages(dossier_code: str, state: State, system: Caller) -> dict[str, Any]:
     try:
         views = await state.hub.store.dossier_messages(dossier_code)

@@ -32,11 +32,12 @@ import orjson
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from hub.audit import Audited, AuditFacts, AuditLog
 from hub.auth import AuthenticationError, SystemKeys
 from hub.bootstrap import Hub
+from hub.contract import SYSTEM_KEY, Problem, problem_responses
 from hub.envelope import Envelope, new_message_id, normalize_text
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
 from hub.ratelimit import RateLimiter
@@ -73,6 +74,16 @@ class RequestAnswer(BaseModel):
     id: str
     type: str
     result: dict[str, Any]
+
+
+class RequestProblem(Problem):
+    """A request-reply refusal or failure (the table of this module's docstring)."""
+
+    error: str | None = Field(
+        default=None,
+        description="unknown, invalid, throttled, unavailable, timeout, rejected or failed (absent for 401/403/413).",
+    )
+    id: str | None = Field(default=None, description="The request's id, once it was sent on to the target.")
 
 
 def _outcome_of(reply: RequestReply) -> str:
@@ -123,7 +134,12 @@ def _request_state(request: Request) -> RequestState:
 router = APIRouter(tags=["request-reply"])
 
 
-@router.post("/v1/requests/{message_type}", response_model=RequestAnswer)
+@router.post(
+    "/v1/requests/{message_type}",
+    response_model=RequestAnswer,
+    responses=problem_responses(400, 401, 403, 404, 413, 422, 429, 502, 503, 504, model=RequestProblem),
+    openapi_extra=SYSTEM_KEY,  # one path per request-reply route, with its body: hub.contract.complete_document
+)
 async def post_request(
     message_type: str, request: Request, state: Annotated[RequestState, Depends(_request_state)]
 ) -> JSONResponse:

@@ -3,6 +3,7 @@ by the hub itself (from the fastapi-offline package), none from a CDN."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
@@ -11,7 +12,8 @@ from pathlib import Path
 import fastapi_offline
 import pytest
 
-from tests.support.harness import RunningHub, running_hub, write_routes
+from tests.support.harness import ONESTOP_KEY, RunningHub, running_hub, write_routes
+from tests.support.payloads import dossier
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +86,71 @@ async def test_the_docs_assets_are_the_packaged_swagger_ui_and_redoc(docs_hub: R
         assert asset.status_code == 200
         assert content_type in asset.headers["content-type"]
         assert asset.content == (shipped / name).read_bytes()
+
+
+DOCS_PASSWORD = "docs-password-for-this-test-5d1c"
+METRICS_TOKEN = "metrics-token-for-this-test-93fa"
+
+
+@pytest.fixture(scope="module")
+async def locked_hub(tmp_path_factory: pytest.TempPathFactory, portal_url: str) -> AsyncIterator[RunningHub]:
+    """A hub whose docs and metrics are locked, and whose gauges are read at most every 2 s."""
+    folder = tmp_path_factory.mktemp("locked-docs")
+    with pytest.MonkeyPatch.context() as env:  # the module's hub outlives the per-test key fixture
+        env.setenv("HUB_SYSTEM_KEY_ONESTOP", ONESTOP_KEY)
+        async with running_hub(
+            database_url=f"sqlite+aiosqlite:///{folder}/hub.db",
+            routes_dir=write_routes(folder / "routes", portal_url),
+            portal_url=portal_url,
+            workers=False,
+            docs_password=DOCS_PASSWORD,
+            metrics_token=METRICS_TOKEN,
+            metrics_cache_seconds=2,
+        ) as running:
+            yield running
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/openapi.json"])
+async def test_a_docs_password_locks_the_docs_and_the_document(locked_hub: RunningHub, page: str) -> None:
+    url = f"{locked_hub.url}{page}"
+    refused = await locked_hub.client.get(url)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith('Basic realm="hub API docs"')  # the browser asks
+    assert "HUB_DOCS_PASSWORD" in refused.json()["detail"]
+    assert (await locked_hub.client.get(url, auth=("docs", "a guess"))).status_code == 401
+    assert (await locked_hub.client.get(url, auth=("someone", DOCS_PASSWORD))).status_code == 401
+    assert (await locked_hub.client.get(url, auth=("docs", DOCS_PASSWORD))).status_code == 200
+    bearer = await locked_hub.client.get(url, headers={"Authorization": f"Bearer {DOCS_PASSWORD}"})
+    assert bearer.status_code == 200
+    # The scripts are the packages' own files: they stay open, and hold nothing of this hub.
+    assert (await locked_hub.client.get(f"{locked_hub.url}/docs/assets/swagger-ui.css")).status_code == 200
+
+
+async def test_a_metrics_token_locks_metrics(locked_hub: RunningHub) -> None:
+    url = f"{locked_hub.url}/metrics"
+    refused = await locked_hub.client.get(url)
+    assert refused.status_code == 401
+    assert "HUB_METRICS_TOKEN" in refused.json()["detail"]
+    assert (await locked_hub.client.get(url, headers={"Authorization": "Bearer a-guess"})).status_code == 401
+    scraped = await locked_hub.client.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200
+    assert "hub_messages_accepted_total" in scraped.text
+    assert (await locked_hub.client.get(url, auth=("prometheus", METRICS_TOKEN))).status_code == 200
+    # The other operations endpoints stay open: a load balancer's health checks carry no token.
+    assert (await locked_hub.client.get(f"{locked_hub.url}/readyz")).status_code == 200
+
+
+async def test_scrapes_between_two_readings_get_the_last_reading_of_the_gauges(locked_hub: RunningHub) -> None:
+    url, token = f"{locked_hub.url}/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    await asyncio.sleep(2.1)  # past the reading of an earlier test's scrape: this one reads afresh
+    await locked_hub.client.get(url, headers=token)
+    posted = await locked_hub.post("dossier.upserted", dossier())  # no worker: it stays in the queue
+    assert posted.status_code == 202, posted.text
+    queue = locked_hub.hub.broker.topology.target_queue("national-portal")
+    assert await locked_hub.hub.broker.queue_depth(queue) == 1
+    metrics = (await locked_hub.client.get(url, headers=token)).text
+    assert 'hub_messages_accepted_total{route="dossier-sync",source="onestop"} 1.0' in metrics  # counters are live
+    assert 'hub_queue_depth{target="national-portal"} 0.0' in metrics  # the gauge as read before the message
+    await asyncio.sleep(2.1)
+    metrics = (await locked_hub.client.get(url, headers=token)).text
+    assert 'hub_queue_depth{target="national-portal"} 1.0' in metrics  # the next reading, once it is due

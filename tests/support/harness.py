@@ -195,6 +195,7 @@ async def running_hub(
 ) -> AsyncIterator[RunningHub]:
     namespace = new_namespace("t")
     port = free_port()
+    overrides.setdefault("metrics_cache_seconds", 0)  # a test's scrapes see each change (test_api_docs: the cache)
     settings = HubSettings(
         database_url=database_url,
         broker_namespace=namespace,
