@@ -223,7 +223,13 @@ def _serve_offline_docs(app: FastAPI, lock: Lock) -> None:
 
     @app.get(_OPENAPI_URL, include_in_schema=False)
     async def openapi_document(request: Request) -> Response:
-        return refused(request) or JSONResponse(app.openapi())
+        if (refusal := refused(request)) is not None:
+            return refusal
+        document = app.openapi()
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        if root and not document.get("servers"):  # behind a proxy's prefix, as FastAPI's own route does
+            document = {**document, "servers": [{"url": root}]}
+        return JSONResponse(document)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> Response:

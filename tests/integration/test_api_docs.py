@@ -10,8 +10,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import fastapi_offline
+import httpx
 import pytest
 
+from hub.ingress import create_ingress_app
 from tests.support.harness import ONESTOP_KEY, RunningHub, running_hub, write_routes
 from tests.support.payloads import dossier
 
@@ -154,3 +156,12 @@ async def test_scrapes_between_two_readings_get_the_last_reading_of_the_gauges(l
     await asyncio.sleep(2.1)
     metrics = (await locked_hub.client.get(url, headers=token)).text
     assert 'hub_queue_depth{target="national-portal"} 1.0' in metrics  # the next reading, once it is due
+
+
+async def test_behind_a_proxy_prefix_the_document_names_it_as_its_server(docs_hub: RunningHub) -> None:
+    app = create_ingress_app(docs_hub.hub, run_relay=False)  # the same hub, mounted under /lgsp by a proxy
+    transport = httpx.ASGITransport(app=app, root_path="/lgsp")
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
+        document = (await client.get("/openapi.json")).json()
+    assert document["servers"] == [{"url": "/lgsp"}]
+    assert "servers" not in (await docs_hub.client.get(f"{docs_hub.url}/openapi.json")).json()
