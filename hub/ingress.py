@@ -30,6 +30,7 @@ from hub.api.requests import RequestState
 from hub.bootstrap import Hub
 from hub.console import include_console
 from hub.contract import complete_document
+from hub.edge import BodyTooLargeError, ClientDisconnect, closing_unread_bodies, receive_body, request_problem
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
 from hub.services import RefusalError
 
@@ -57,6 +58,11 @@ class IngressApp(FastAPI):
     post_shortcut: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            receive, send = closing_unread_bodies(scope, receive, send)
+            if (refused := request_problem(scope)) is not None:
+                await _answer(send, 400, orjson.dumps({"detail": refused}))
+                return
         if (
             self.post_shortcut is not None
             and scope["type"] == "http"
@@ -69,22 +75,19 @@ class IngressApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request's body, or None when the client disconnects first; a 413 as soon as the body
-    grows past ``limit`` (the rest is not read)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RefusalError(413, f"The body is more than {limit} bytes; the hub accepts at most {limit}.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+async def _answer(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
@@ -146,6 +149,10 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
             headers={k.decode(): v.decode() for k, v in headers},
         )
 
+    @app.exception_handler(BodyTooLargeError)
+    async def _too_large(request: Request, exc: BodyTooLargeError) -> Response:
+        return await _problem(request, RefusalError(413, str(exc)))
+
     async def post_shortcut(scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/messages`` as a plain ASGI handler: the same checks and answers as the route's."""
         headers: dict[bytes, str] = {}
@@ -154,28 +161,18 @@ def create_ingress_app(hub: Hub, *, run_relay: bool = True) -> FastAPI:
         extra: list[tuple[bytes, bytes]] = []
         try:
             system = state.sender(headers.get(b"authorization"))
-            state.declared_length(headers.get(b"content-length"))
-            raw = await _read_body(receive, settings.max_body_bytes)
-            if raw is None:
-                return  # the client went away before sending its whole body: nothing was accepted
+            raw = await receive_body(receive, settings.max_body_bytes, headers.get(b"content-length"))
             status, body = 202, await state.accept(system, headers.get(b"idempotency-key"), raw)
+        except ClientDisconnect:
+            return  # the client went away before sending its whole body: nothing was accepted
+        except BodyTooLargeError as exc:
+            status, body, extra = state.problem(RefusalError(413, str(exc)))
         except RefusalError as exc:
             status, body, extra = state.problem(exc)
         except Exception:  # answered with a sentence and logged; the ingress goes on
             log.exception("ingress_failed")
             status, body = 500, _INTERNAL_ERROR
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *extra,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, status, body, extra)
 
     app.post_shortcut = post_shortcut if settings.ingress_shortcut else None
     app.include_router(messages_router)

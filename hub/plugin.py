@@ -19,11 +19,14 @@ contract; docs/plugins.md shows the smallest complete plugin.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+import typer
 
 from hub.adapter import (
     Adapter,
@@ -37,6 +40,7 @@ from hub.adapter import (
 )
 from hub.adapter_config import AdapterConfig, BaseUrl, Duration, DurationOrOff, Text
 from hub.contract import SYSTEM_KEY, Problem, problem_responses  # a plugin's endpoints in the OpenAPI document
+from hub.edge import BodyTooLargeError, control_characters, json_problem, read_body
 from hub.envelope import Envelope, normalize_text
 from hub.errors import (
     BrokerUnavailableError,
@@ -61,7 +65,6 @@ from hub.routing import Route, SystemSpec, parse_duration, parse_rate
 from hub.store import TableSessions, as_utc, reachable, utc_now
 
 if TYPE_CHECKING:
-    import typer
     from fastapi import APIRouter
     from pydantic import BaseModel
     from sqlalchemy import MetaData
@@ -77,6 +80,7 @@ __all__ = [
     "AdapterFactory",
     "AuditRecord",
     "BaseUrl",
+    "BodyTooLargeError",
     "BrokerUnavailableError",
     "ConfigurationError",
     "ConfirmsDelivery",
@@ -109,15 +113,19 @@ __all__ = [
     "UsesHubContext",
     "as_utc",
     "body_snippet",
+    "control_characters",
     "http_status_failure",
+    "json_problem",
     "normalize_text",
     "parse_duration",
     "parse_rate",
     "parse_retry_after",
     "problem_responses",
     "reachable",
+    "read_body",
     "redact",
     "redact_error",
+    "run_command",
     "transport_failure",
     "utc_now",
 ]
@@ -244,6 +252,25 @@ class UsesHubContext(Protocol):
 #: Opens a hub context for a command-line run (settings from the environment; the store migrated,
 #: the broker connected when asked) and closes it afterwards.
 HubOpener = Callable[..., AbstractAsyncContextManager[HubContext]]
+_T = TypeVar("_T")
+
+
+def run_command(open_hub: HubOpener, action: Callable[[HubContext], Awaitable[_T]], *, broker: bool = False) -> _T:
+    """Run one command of a plugin: open the hub (the store migrated, the broker connected when asked), run
+    ``action``, close. A setting or store that does not work ends the command with its sentence and exit
+    code 3, Ctrl-C with 130, as the hub's own commands do."""
+
+    async def main() -> _T:
+        async with open_hub(broker=broker) as context:
+            return await action(context)
+
+    try:
+        return asyncio.run(main())
+    except (ConfigurationError, StoreUnavailableError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(3) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @dataclass(slots=True)

@@ -12,7 +12,9 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from schemas._text import PlainText
 
 __all__ = [
     "DOSSIER_CODE_PATTERN",
@@ -89,8 +91,10 @@ def _check_timestamp(value: str) -> str:
 PortalTimestamp = Annotated[str, Field(examples=["20261126083000"], json_schema_extra={"pattern": r"^\d{14}$"})]
 
 
-class _WireModel(BaseModel):
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, populate_by_name=True)
+class _WireModel(PlainText):
+    """A field the schema does not have is refused (422 naming it), never stored nor sent on."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
 
 class AttachedFile(_WireModel):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from schemas._text import PlainText
 from schemas.dossier import PortalTimestamp, check_dossier_code
 
 __all__ = ["FeeLine", "PaymentCompleted", "PaymentInit", "PaymentReceipt", "PaymentRefund"]
@@ -21,7 +22,7 @@ MAX_AMOUNT_VND = 10_000_000_000
 _Amount = Field(gt=0, le=MAX_AMOUNT_VND, description="Amount in VND, an integer.")
 
 
-class _Strict(BaseModel):
+class _Strict(PlainText):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from schemas._text import PlainText
 from schemas.audit import AuditFacts
 
 __all__ = [
@@ -68,7 +69,7 @@ BirthDate = Annotated[str, AfterValidator(check_birth_date)]
 _Code = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
-class _Request(BaseModel):
+class _Request(PlainText):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
     MaYeuCau: str | None = Field(

@@ -15,8 +15,9 @@ import re
 from enum import IntEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictInt, ValidationInfo, field_validator, model_validator
 
+from schemas._text import PlainText
 from schemas.administrative_units import current_province_code, ward_in_province
 from schemas.dossier import PortalTimestamp, check_dossier_code
 
@@ -55,7 +56,7 @@ _STATUS_LABELS_VI = {
 }
 
 
-class _Strict(BaseModel):
+class _Strict(PlainText):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 

@@ -3,7 +3,10 @@
 * ``POST /v1/callbacks/payment`` – a payment platform's signed result (:mod:`adapters.payment.settlement`);
   answered HTTP 200 with ``{"MaLoi", "MoTaLoi"}`` as the platform expects ("00" taken, "01" unknown
   MaThamChieu, "02" already confirmed, "04" amount, "05" currency, "97" signature, "99" unreadable);
-  503 with MaLoi "99" when the hub cannot record it (the platform sends it again).
+  503 with MaLoi "99" when the hub cannot record it (the platform sends it again). Before anything is
+  recorded: 429 when one address sends more than ``CALLBACK_RATE`` a second, 413 past ``MAX_CALLBACK_BYTES``
+  (the rest is not read), 400 for a control character in the JSON. Records of rejected callbacks that need
+  no secret to send expire (``UNVERIFIED_KEPT_FOR``, at most ``UNVERIFIED_KEPT_AT_MOST``).
 
 Inside every ingress process a reconciliation pass runs every ``reconcile_interval`` of the payment
 targets (the shortest one); ``hub payments reconcile`` runs one by hand. See docs/payments-and-post.md.
@@ -11,8 +14,11 @@ targets (the shortest one); ``hub payments reconcile`` runs one by hand. See doc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
 from fastapi import APIRouter, Request
@@ -20,10 +26,21 @@ from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
 from adapters.payment.adapter import PaymentPlatformAdapter
+from adapters.payment.ledger import PaymentLedger
 from adapters.payment.reconcile import PaymentReconciler
 from adapters.payment.settlement import PaymentSettlement
 from adapters.payment.wire import CallbackAnswer, PaymentResult
-from hub.plugin import ConfigurationError, Extension, HubContext, StoreUnavailableError
+from hub.plugin import (
+    BodyTooLargeError,
+    ConfigurationError,
+    Extension,
+    HubContext,
+    RateLimiter,
+    StoreUnavailableError,
+    json_problem,
+    read_body,
+    utc_now,
+)
 
 __all__ = ["PAYMENT_ADAPTER", "PaymentServices", "build_payment_services", "create_callback_router", "extend"]
 
@@ -32,6 +49,14 @@ log = structlog.get_logger(__name__)
 #: The ``adapter:`` name of a payment platform in the route files.
 PAYMENT_ADAPTER = "payment_platform"
 MAX_CALLBACK_BYTES = 65_536
+#: Callbacks one address may send: the platform sends one per payment; junk beyond this is answered 429.
+CALLBACK_RATE = 5.0
+CALLBACK_BURST = 50
+#: Records of rejected callbacks anyone could have sent (unsigned, unreadable) are kept this long, and at
+#: most this many; a clean-up removes the rest every ``_CLEAN_UP_EVERY``.
+UNVERIFIED_KEPT_FOR = timedelta(days=30)
+UNVERIFIED_KEPT_AT_MOST = 10_000
+_CLEAN_UP_EVERY = 3600.0
 
 
 @dataclass
@@ -78,6 +103,7 @@ def build_payment_services(context: HubContext) -> PaymentServices:
 def create_callback_router(services: PaymentServices) -> APIRouter:
     """``POST /v1/callbacks/payment`` over ``services``."""
     router = APIRouter(tags=["partner callbacks"])
+    limiter = RateLimiter()
 
     @router.post(
         "/v1/callbacks/payment",
@@ -101,9 +127,28 @@ def create_callback_router(services: PaymentServices) -> APIRouter:
         if settlement is None:
             detail = services.not_configured()
             return JSONResponse({"MaLoi": "99", "MoTaLoi": "Chưa cấu hình", "detail": detail}, status_code=503)
-        body = await request.body()
-        if len(body) > MAX_CALLBACK_BYTES:
-            return JSONResponse({"MaLoi": "99", "MoTaLoi": "Bản tin quá lớn"}, status_code=413)
+        address = request.client.host if request.client else "-"
+        wait = limiter.try_take(address, rate=CALLBACK_RATE, burst=CALLBACK_BURST)
+        if wait is not None:
+            log.warning("payment_callbacks_throttled", address=address)
+            detail = (
+                f"Too many payment callbacks from {address}: at most {CALLBACK_RATE:g} per second "
+                f"(bursts of {CALLBACK_BURST}). Send it again after Retry-After."
+            )
+            return JSONResponse(
+                {"MaLoi": "99", "MoTaLoi": "Quá nhiều bản tin, vui lòng gửi lại sau", "detail": detail},
+                status_code=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        try:
+            body = await read_body(request, MAX_CALLBACK_BYTES)
+        except BodyTooLargeError as exc:
+            return JSONResponse({"MaLoi": "99", "MoTaLoi": "Bản tin quá lớn", "detail": str(exc)}, status_code=413)
+        if (problem := json_problem(body)) is not None:
+            log.warning("payment_callback_refused", reason="control_characters", address=address)
+            return JSONResponse(
+                {"MaLoi": "99", "MoTaLoi": "Không đọc được bản tin", "detail": problem}, status_code=400
+            )
         try:
             decision = await settlement.handle_callback(body)
         except StoreUnavailableError as exc:
@@ -132,7 +177,29 @@ def extend(context: HubContext) -> Extension:
         if intervals:
             every = min(intervals)
             loops.append(lambda: reconciler.run_every(every))
+    if services.settlement is not None:
+        ledger = services.settlement.ledger
+
+        async def clean_up_loop() -> None:
+            while True:
+                await forget_unverified_callbacks(ledger)
+                await asyncio.sleep(_CLEAN_UP_EVERY)
+
+        loops.append(clean_up_loop)
     return Extension(routers=[create_callback_router(services)], loops=loops, aclose=services.aclose)
+
+
+async def forget_unverified_callbacks(ledger: PaymentLedger) -> None:
+    """One clean-up of the records of rejected callbacks anyone could have sent (see UNVERIFIED_KEPT_FOR)."""
+    try:
+        removed = await ledger.forget_unverified(
+            older_than=utc_now() - UNVERIFIED_KEPT_FOR, keep=UNVERIFIED_KEPT_AT_MOST
+        )
+    except StoreUnavailableError as exc:
+        log.warning("payment_callbacks_clean_up_waiting", error=str(exc))
+        return
+    if removed:
+        log.info("payment_callbacks_forgotten", count=removed)
 
 
 async def _fetch_receipt_quietly(settlement: PaymentSettlement, reference: str) -> None:

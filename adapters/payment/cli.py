@@ -7,40 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 from adapters.payment.callbacks import build_payment_services
 from adapters.payment.ledger import PaymentLedger
-from hub.plugin import ConfigurationError, HubContext, HubOpener, StoreUnavailableError
+from hub.plugin import HubContext, HubOpener, run_command
 
 __all__ = ["build_payments_app", "payment_commands"]
-
-T = TypeVar("T")
-
 
 def payment_commands(open_hub: HubOpener) -> dict[str, typer.Typer]:
     """The plugin's ``hub`` sub-command groups (``Plugin.commands``)."""
     return {"payments": build_payments_app(open_hub)}
-
-
-def _run(open_hub: HubOpener, action: Callable[[HubContext], Awaitable[T]], *, broker: bool = False) -> T:
-    """Open the hub (settings from the environment, store migrated), run ``action``, close; errors become
-    exit codes."""
-
-    async def main() -> T:
-        async with open_hub(broker=broker) as context:
-            return await action(context)
-
-    try:
-        return asyncio.run(main())
-    except (ConfigurationError, StoreUnavailableError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(3) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
 
 
 def _echo(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str]) -> None:
@@ -79,7 +59,7 @@ def build_payments_app(open_hub: HubOpener) -> typer.Typer:
             if not as_json:
                 typer.echo(f"{len(payments)} payment(s).")
 
-        _run(open_hub, action)
+        run_command(open_hub, action)
 
     @payments_app.command("show")
     def show(
@@ -110,7 +90,7 @@ def build_payments_app(open_hub: HubOpener) -> typer.Typer:
                     )
             return 0
 
-        raise typer.Exit(_run(open_hub, action))
+        raise typer.Exit(run_command(open_hub, action))
 
     @payments_app.command("rejections")
     def rejections(
@@ -132,7 +112,7 @@ def build_payments_app(open_hub: HubOpener) -> typer.Typer:
             if not as_json:
                 typer.echo(f"{len(rows)} rejected result(s).")
 
-        _run(open_hub, action)
+        run_command(open_hub, action)
 
     @payments_app.command("reconcile")
     def reconcile(
@@ -165,6 +145,6 @@ def build_payments_app(open_hub: HubOpener) -> typer.Typer:
             finally:
                 await services.aclose()
 
-        _run(open_hub, action, broker=True)
+        run_command(open_hub, action, broker=True)
 
     return payments_app

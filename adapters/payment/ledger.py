@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.payment.tables import PaymentCallbackRow, PaymentRow
@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Select
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["CallbackRecord", "Payment", "PaymentLedger", "PaymentState", "SettleOutcome"]
+__all__ = ["UNVERIFIED_REASONS", "CallbackRecord", "Payment", "PaymentLedger", "PaymentState", "SettleOutcome"]
+
+#: Reasons of rejected results that need no secret to cause (anyone may post a callback): their records expire.
+UNVERIFIED_REASONS = ("malformed", "unknown_partner", "bad_signature")
 
 
 class PaymentState:
@@ -298,6 +301,27 @@ class PaymentLedger:
                     reason=reason, detail=detail, answer_code=answer_code,
                 )
             )  # fmt: skip
+
+    async def forget_unverified(self, *, older_than: datetime, keep: int) -> int:
+        """Delete the records of rejected results that anyone could have sent (unreadable, unknown partner,
+        wrong signature): those received before ``older_than``, and all but the newest ``keep``. Returns how
+        many went. Accepted results and those the platform signed stay."""
+        unverified = (PaymentCallbackRow.outcome == "rejected") & PaymentCallbackRow.reason.in_(UNVERIFIED_REASONS)
+        async with self._db.transaction() as session:
+            newest_kept = (
+                await session.scalars(
+                    select(PaymentCallbackRow.id)
+                    .where(unverified)
+                    .order_by(PaymentCallbackRow.id.desc())
+                    .offset(keep)
+                    .limit(1)
+                )
+            ).one_or_none()
+            condition = PaymentCallbackRow.received_at < older_than
+            if newest_kept is not None:
+                condition = or_(condition, PaymentCallbackRow.id <= newest_kept)
+            result = await session.execute(delete(PaymentCallbackRow).where(unverified, condition))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def results(
         self, *, reference: str | None = None, outcome: str | None = None, limit: int = 200

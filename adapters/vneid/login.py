@@ -41,6 +41,7 @@ from adapters.vneid.tables import LoginSessionRow
 from hub.plugin import (
     SYSTEM_KEY,
     AuditRecord,
+    BodyTooLargeError,
     ConfigurationError,
     DeliveryError,
     Extension,
@@ -55,7 +56,9 @@ from hub.plugin import (
     SystemSpec,
     TransientDeliveryError,
     as_utc,
+    control_characters,
     problem_responses,
+    read_body,
 )
 
 __all__ = ["ASSERTION_TYPE", "CALLBACK_PATH", "create_login_extension", "return_allowed"]
@@ -65,7 +68,14 @@ log = structlog.get_logger(__name__)
 CALLBACK_PATH = "/v1/identity/callback"
 ASSERTION_TYPE = "urn:lgsp:params:token-type:identity-assertion"
 _COOKIE_PREFIX = "lgsp_login_"
-
+#: Logins one client address may start: each stores a row, and anyone may ask (a commune's office behind one
+#: address starts a few a minute); beyond, 429.
+LOGINS_PER_ADDRESS_RATE = 1.0
+LOGINS_PER_ADDRESS_BURST = 20
+#: Logins in progress (10 minutes each at most) the database holds; beyond, a new one is answered 503.
+MAX_LOGINS_IN_PROGRESS = 10_000
+#: ``POST /v1/identity/assertions`` carries ``{"code": "…"}``.
+MAX_ASSERTION_REQUEST_BYTES = 4096
 
 #: A page for the browser; JSON (``{"detail": …}``) when the hub refuses the request before the login code runs
 #: (a control character in the address).
@@ -235,7 +245,10 @@ def _create_router(
             )
         if client_state is not None and len(client_state) > 500:
             return _page(400, "The state parameter is longer than 500 characters.")
+        address = request.client.host if request.client else "-"
         wait = limiter.try_acquire(route, system_id)
+        if wait is None:
+            wait = limiter.try_take(address, rate=LOGINS_PER_ADDRESS_RATE, burst=LOGINS_PER_ADDRESS_BURST)
         if wait is not None:
             return _page(429, f"Too many logins right now; try again in {max(1, round(wait))} s.", retry_after=wait)
         login = LoginRequest(
@@ -253,15 +266,19 @@ def _create_router(
         browser_secret = secrets.token_urlsafe(24)
         now = datetime.now(UTC)
         try:
-            await logins.start(
+            started = await logins.start(
                 LoginSessionRow(
                     id=login.state, route=route.name, system=system_id, return_to=return_to,
                     client_state=client_state, browser_hash=sha256_hex(browser_secret), nonce=login.nonce,
                     code_verifier=login.code_verifier, created_at=now, expires_at=now + LOGIN_LIFETIME,
-                )
+                ),
+                at_most=MAX_LOGINS_IN_PROGRESS,
             )  # fmt: skip
         except StoreUnavailableError as exc:
             return _page(503, f"{exc} Try again in a moment.", retry_after=30)
+        if not started:
+            log.warning("logins_full", route=route.name, at_most=MAX_LOGINS_IN_PROGRESS)
+            return _page(503, "Too many logins are in progress right now; try again in a minute.", retry_after=60)
         response = RedirectResponse(authorize, status_code=302)
         response.set_cookie(
             _COOKIE_PREFIX + sha256_hex(login.state)[:16], browser_secret,
@@ -383,11 +400,15 @@ def _create_router(
         if isinstance(system, JSONResponse):
             return system
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(await read_body(request, MAX_ASSERTION_REQUEST_BYTES))
+        except BodyTooLargeError as exc:
+            return _problem(413, str(exc))
         except orjson.JSONDecodeError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("code"), str) or not body["code"]:
             return _problem(422, 'Send {"code": "<the code the browser brought back>"} as JSON.')
+        if control := control_characters(body):
+            return _problem(422, " ".join(control))
         try:
             redeemed = await logins.redeem(body["code"], system.id)
         except StoreUnavailableError as exc:

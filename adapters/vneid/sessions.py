@@ -6,7 +6,7 @@ import hashlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 
 from adapters.vneid.tables import LoginSessionRow
 from hub.plugin import TableSessions, as_utc, utc_now
@@ -32,11 +32,15 @@ class LoginSessions:
     def __init__(self, engine: AsyncEngine) -> None:
         self._db = TableSessions(engine, "The hub's database (logins in progress)")
 
-    async def start(self, row: LoginSessionRow) -> None:
+    async def start(self, row: LoginSessionRow, *, at_most: int) -> bool:
+        """Store a new login; False (nothing stored) when ``at_most`` logins are already in progress."""
         async with self._db.transaction() as session:
             # Expired logins go at once: an unredeemed identity must not linger in the database.
             await session.execute(delete(LoginSessionRow).where(LoginSessionRow.expires_at < utc_now()))
+            if (await session.scalar(select(func.count()).select_from(LoginSessionRow)) or 0) >= at_most:
+                return False
             session.add(row)
+        return True
 
     async def get(self, login_id: str) -> LoginSessionRow | None:
         async with self._db.transaction() as session:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from adapters.vnpost.tracking import VNPostTargets, open_vnpost_targets
 from adapters.vnpost.wire import StatusCallback
-from hub.plugin import Extension, HubContext, StoreUnavailableError
+from hub.plugin import BodyTooLargeError, Extension, HubContext, StoreUnavailableError, json_problem, read_body
 
 __all__ = ["create_callback_router", "extend_ingress"]
 
@@ -72,11 +72,18 @@ def create_callback_router(targets: VNPostTargets) -> APIRouter:
         if tracker is None:
             detail = targets.not_configured()
             return JSONResponse({"Status": "500", "Message": "Chưa cấu hình", "detail": detail}, status_code=503)
-        body = await request.body()
-        if len(body) > MAX_CALLBACK_BYTES:
-            return JSONResponse({"Status": "102", "Message": "Bản tin quá lớn"}, status_code=413)
+        token = request.headers.get("x-vnpost-token")
+        if not tracker.token_known(token):  # before reading the body: a stranger's body is never read
+            log.warning("vnpost_callback_refused", reason="token")
+            return JSONResponse({"Status": "401", "Message": "Sai hoặc thiếu X-VNPost-Token"}, status_code=401)
         try:
-            reply = await tracker.handle_callback(body, request.headers.get("x-vnpost-token"))
+            body = await read_body(request, MAX_CALLBACK_BYTES)
+        except BodyTooLargeError as exc:
+            return JSONResponse({"Status": "102", "Message": "Bản tin quá lớn", "detail": str(exc)}, status_code=413)
+        if (problem := json_problem(body)) is not None:
+            return JSONResponse({"Status": "102", "Message": "Bản tin có ký tự điều khiển", "detail": problem}, 400)
+        try:
+            reply = await tracker.handle_callback(body, token)
         except StoreUnavailableError as exc:
             log.exception("vnpost_callback_not_recorded", error=str(exc))
             return JSONResponse(

@@ -7,36 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from adapters.vnpost.shipments import ShipmentBook
 from adapters.vnpost.tracking import open_vnpost_targets
-from hub.plugin import ConfigurationError, HubContext, HubOpener, StoreUnavailableError
+from hub.plugin import HubContext, HubOpener, run_command
 
 __all__ = ["create_post_app"]
-
-T = TypeVar("T")
-
-
-def _run(open_hub: HubOpener, action: Callable[[HubContext], Awaitable[T]], *, broker: bool = False) -> T:
-    """Open the hub (the store migrated, the broker connected when asked), run ``action``, close;
-    errors become exit codes."""
-
-    async def main() -> T:
-        async with open_hub(broker=broker) as context:
-            return await action(context)
-
-    try:
-        return asyncio.run(main())
-    except (ConfigurationError, StoreUnavailableError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(3) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-
 
 def create_post_app(open_hub: HubOpener) -> typer.Typer:
     """The ``hub post`` command group, over hubs opened with ``open_hub``."""
@@ -64,7 +43,7 @@ def create_post_app(open_hub: HubOpener) -> typer.Typer:
             if not as_json:
                 typer.echo(f"{len(parcels)} parcel(s).")
 
-        _run(open_hub, action)
+        run_command(open_hub, action)
 
     @post_app.command("show")
     def show(
@@ -92,7 +71,7 @@ def create_post_app(open_hub: HubOpener) -> typer.Typer:
                     typer.echo(f"    {event.event_time} {event.status} {event.status_name} ({event.channel})")
             return 0
 
-        raise typer.Exit(_run(open_hub, action))
+        raise typer.Exit(run_command(open_hub, action))
 
     @post_app.command("track")
     def track(
@@ -119,6 +98,6 @@ def create_post_app(open_hub: HubOpener) -> typer.Typer:
             finally:
                 await targets.aclose()
 
-        _run(open_hub, action, broker=True)
+        run_command(open_hub, action, broker=True)
 
     return post_app

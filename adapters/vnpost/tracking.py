@@ -84,7 +84,7 @@ class ShipmentTracker:
 
     async def handle_callback(self, body: bytes, token: str | None) -> CallbackReply:
         """One VNPost tracking callback (one event or a list); the reply is VNPost's JSON shape."""
-        if not self._token_known(token):
+        if not self.token_known(token):
             log.warning("vnpost_callback_refused", reason="token")
             return CallbackReply(401, {"Status": "401", "Message": "Sai hoặc thiếu X-VNPost-Token"})
         try:
@@ -113,7 +113,8 @@ class ShipmentTracker:
             return CallbackReply(200, {"Status": "104", "Message": f"Không có vận đơn: {', '.join(unknown)}"})
         return CallbackReply(200, {"Status": "100", "Message": "Đã nhận"})
 
-    def _token_known(self, token: str | None) -> bool:
+    def token_known(self, token: str | None) -> bool:
+        """``token`` (X-VNPost-Token) is the callback token of one of the VNPost targets."""
         if not token:
             return False
         given = token.encode()

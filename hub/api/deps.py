@@ -53,10 +53,6 @@ class IngressState:
         if length > limit:
             raise RefusalError(413, f"The body is {length} bytes; the hub accepts at most {limit}.")
 
-    def declared_length(self, header: str | None) -> None:
-        if header and header.isdigit():
-            self.check_length(int(header))
-
     async def accept(self, system: SystemSpec, idempotency_key: str | None, raw: bytes) -> bytes:
         """Validate, store and publish one posted message; the 202's JSON body."""
         self.check_length(len(raw))

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from hub.api.deps import Caller, Sender, State
 from hub.contract import SYSTEM_KEY, problem_responses
+from hub.edge import read_body
 from hub.errors import StoreUnavailableError
 from hub.services import RefusalError
 from hub.services.messages import IDEMPOTENCY_KEY_MAX
@@ -153,8 +154,8 @@ async def post_message(request: Request, state: State, system: Sender) -> Respon
 
     (:class:`hub.ingress.IngressApp` answers this path itself, through the same ``accept``; this route is
     its contract in the OpenAPI document and answers when the shortcut is off.)"""
-    state.declared_length(request.headers.get("content-length"))
-    answer = await state.accept(system, request.headers.get("idempotency-key"), await request.body())
+    raw = await read_body(request, state.hub.settings.max_body_bytes)
+    answer = await state.accept(system, request.headers.get("idempotency-key"), raw)
     return Response(answer, status_code=202, media_type="application/json")
 
 

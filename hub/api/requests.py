@@ -38,6 +38,7 @@ from hub.audit import Audited, AuditFacts, AuditLog
 from hub.auth import AuthenticationError, SystemKeys
 from hub.bootstrap import Hub
 from hub.contract import SYSTEM_KEY, Problem, problem_responses
+from hub.edge import BodyTooLargeError, control_characters, read_body
 from hub.envelope import Envelope, new_message_id, normalize_text
 from hub.errors import BrokerUnavailableError, StoreUnavailableError
 from hub.ratelimit import RateLimiter
@@ -157,15 +158,19 @@ async def post_request(
         )
     if message_type not in system.allowed_types or (route.sources is not None and system.id not in route.sources):
         return problem(403, f"System '{system.id}' may not send '{message_type}'; ask the hub's operators to allow it.")
-    raw = await request.body()
-    if len(raw) > settings.max_body_bytes:
-        return problem(413, f"The body is {len(raw)} bytes; the hub accepts at most {settings.max_body_bytes}.")
+    try:
+        raw = await read_body(request, settings.max_body_bytes)
+    except BodyTooLargeError as exc:
+        return problem(413, str(exc))
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return problem(400, f"The body is not valid UTF-8 JSON ({exc}); send a JSON object.")
     if not isinstance(body, dict):
         return problem(422, "The body must be a JSON object with the request's fields.")
+    if control := control_characters(body):
+        detail = f"Request of type '{message_type}' holds control characters; remove them and send it again."
+        return problem(422, detail, errors=control, error="invalid")
     model = hub.schemas[route.schema_name]
     try:
         validated = model.model_validate(normalize_text(body))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.broker import delivery_headers
+from hub.edge import control_characters
 from hub.envelope import Envelope, encode_envelope, new_message_id, nfc_json_text, normalize_text
 from hub.errors import BrokerUnavailableError, HubError, StoreUnavailableError
 from hub.plugin import DossierState, OriginatedMessage
@@ -51,6 +53,10 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_KEY_MAX = 200
+_RAW_CONTROL = re.compile(r"[\x7f-\x9f]")
+#: An answer names at most this many unknown fields, and lists at most this many problems.
+_UNKNOWN_NAMED = 20
+_PROBLEMS_NAMED = 50
 
 
 class RefusalError(HubError):
@@ -182,14 +188,27 @@ def schema_problems(exc: ValidationError, *, skip: tuple[str, ...] = ("payload",
     """One sentence per problem a schema found ("Field 'NgayHenTra' is required."), with the field's
     path without the ``skip`` parts (the envelope's ``payload``)."""
     sentences = []
+    unknown: dict[str, list[str]] = {}  # where -> the fields the schema does not have, in one sentence each
     for error in exc.errors():
-        loc = ".".join(str(p) for p in error.get("loc", ()) if p not in skip)
+        path = [str(p) for p in error.get("loc", ()) if p not in skip]
+        if error.get("type") == "extra_forbidden" and path:
+            unknown.setdefault(".".join(path[:-1]), []).append(path[-1])
+            continue
+        loc = ".".join(path)
         message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
         if error.get("type") == "missing":
             message = "is required"
-        elif error.get("type") == "extra_forbidden":
-            message = "is not a known field"
         sentences.append(f"Field '{loc}' {message}." if loc else f"{message[:1].upper()}{message[1:]}.")
+    for where, names in unknown.items():
+        shown = ", ".join(f"'{name[:60]}'" for name in names[:_UNKNOWN_NAMED])
+        more = f" and {len(names) - _UNKNOWN_NAMED} more" if len(names) > _UNKNOWN_NAMED else ""
+        place = f" in '{where}'" if where else ""
+        sentences.append(
+            f"The schema has no field{'s' if len(names) > 1 else ''} {shown}{more}{place}; remove "
+            f"{'them' if len(names) > 1 else 'it'} (the hub neither stores nor sends on fields it does not know)."
+        )
+    if len(sentences) > _PROBLEMS_NAMED:
+        sentences[_PROBLEMS_NAMED:] = [f"{len(sentences) - _PROBLEMS_NAMED} more problems are not listed."]
     return sentences
 
 
@@ -208,6 +227,9 @@ def _parse(raw: bytes) -> tuple[str, dict[str, Any], bool]:
         raise RefusalError(400, f"The body is not valid JSON ({exc}); send a JSON object.") from exc
     if not isinstance(body, dict) or not isinstance(body.get("type"), str) or not isinstance(body.get("payload"), dict):
         raise RefusalError(422, 'The body must be a JSON object {"type": "<message type>", "payload": {...}}.')
+    # A control character in JSON text is an escape (\u0000) or, for DEL and C1, itself.
+    if (escaped or _RAW_CONTROL.search(text)) and (control := control_characters(body)):
+        raise RefusalError(422, "The message holds control characters; remove them and send it again.", control)
     return body["type"], body["payload"], escaped
 
 

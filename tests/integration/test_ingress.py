@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.harness import MINISTRY_KEY, ONESTOP_KEY, RunningHub, eventually, running_hub
 from tests.support.payloads import dossier, dossier_code, step
+from tests.support.streaming import stream_large_body
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +116,7 @@ async def test_nfd_text_is_normalised_to_nfc(hub: RunningHub, portal: httpx.Clie
     name = unicodedata.normalize("NFD", "Lê Thị Hồng Nhung")
     address = unicodedata.normalize("NFD", "Phường Hàng Bạc")
     body = json.dumps(
-        {"type": "dossier.upserted", "payload": dossier(ChuHoSo=name, DiaChi=address)}, ensure_ascii=escaped
+        {"type": "dossier.upserted", "payload": dossier(ChuHoSo=name, TrichYeuHoSo=address)}, ensure_ascii=escaped
     ).encode()
     assert (b"\\u" in body) is escaped
     response = await hub.client.post(
@@ -124,7 +125,7 @@ async def test_nfd_text_is_normalised_to_nfc(hub: RunningHub, portal: httpx.Clie
     assert response.status_code == 202
     message = await hub.message(response.json()["id"])
     assert message["payload"]["ChuHoSo"] == "Lê Thị Hồng Nhung"
-    assert message["payload"]["DiaChi"] == "Phường Hàng Bạc"
+    assert message["payload"]["TrichYeuHoSo"] == "Phường Hàng Bạc"
 
 
 async def test_messages_of_a_dossier_are_listed_in_order(hub: RunningHub) -> None:
@@ -224,10 +225,9 @@ async def test_the_post_shortcut_answers_as_the_fastapi_route_does(
     assert [a[0] for a in with_shortcut] == [202, 202, 401, 403, 403, 400, 400, 413, 413, 422, 422]
     assert with_shortcut[0][3] == {"id": "<id>", "targets": ["national-portal"], "duplicate": False}
     assert with_shortcut[1][3]["duplicate"] is True
-    # Without a Content-Length, the shortcut stops reading at the limit; the route reads it all.
-    assert with_shortcut[8][3] == {"detail": "The body is more than 1048576 bytes; the hub accepts at most 1048576."}
-    assert without_shortcut[8][3] == {"detail": "The body is 1800000 bytes; the hub accepts at most 1048576."}
-    del with_shortcut[8][3]["detail"], without_shortcut[8][3]["detail"]
+    # Without a Content-Length, both stop reading at the limit (the route read it all before issue #17).
+    too_big = "The body is more than 1048576 bytes; this endpoint accepts at most 1048576 bytes. Send a smaller body."
+    assert with_shortcut[8][3] == without_shortcut[8][3] == {"detail": too_big}
     assert with_shortcut == without_shortcut
 
 
@@ -246,3 +246,60 @@ async def test_an_unexpected_failure_is_a_500_with_a_sentence_and_the_ingress_go
     assert "Idempotency-Key" in failed.json()["detail"]
     monkeypatch.setattr(hub.hub.store, "accept", accept)
     assert (await hub.post("dossier.upserted", dossier())).status_code == 202
+
+
+# --------------------------------------------------------------------------- the edge (issue #17)
+
+
+@pytest.mark.parametrize("shortcut", [True, False], ids=["shortcut", "fastapi-route"])
+async def test_a_large_body_is_refused_before_it_is_read_and_the_connection_closes(
+    database_url: str, routes_dir: Path, portal_url: str, shortcut: bool
+) -> None:
+    async with running_hub(
+        database_url=database_url, routes_dir=routes_dir, portal_url=portal_url, workers=False,
+        ingress_shortcut=shortcut,
+    ) as hub:  # fmt: skip
+        upload = await stream_large_body(
+            f"{hub.url}/v1/messages", {"Authorization": f"Bearer {ONESTOP_KEY}", "Content-Type": "application/json"}
+        )
+    assert upload.status == 413, upload.head
+    assert "connection: close" in upload.head.lower()
+    assert upload.closed
+    assert upload.sent < 8 * 1024 * 1024  # of 64 MiB: the hub read about its limit (1 MiB), then closed
+
+
+async def test_control_characters_in_the_address_query_or_body_are_refused_with_a_sentence(hub: RunningHub) -> None:
+    """On PostgreSQL a NUL used to reach the driver and come back as a 503 with the driver's text."""
+    headers = {"Authorization": f"Bearer {ONESTOP_KEY}"}
+    for path in ("/v1/messages/%00", "/v1/dossiers/A%00B/messages", "/v1/messages/a%01b", "/v1/messages/x?q=%00"):
+        answer = await hub.client.get(f"{hub.url}{path}", headers=headers)
+        assert answer.status_code == 400, (path, answer.text)
+        assert "control character" in answer.json()["detail"], path
+    raw = json.dumps({"type": "dossier.upserted", "payload": dossier(TrichYeuHoSo="a\u0000b")}).encode()
+    assert b"\\u0000" in raw
+    answer = await hub.client.post(f"{hub.url}/v1/messages", content=raw, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == ["Field 'payload.TrichYeuHoSo' holds a control character (U+0000); remove it."]
+    bell = await hub.post("dossier.upserted", dossier(ChuHoSo="Nguyễn\x07 An"))
+    assert bell.status_code == 422
+    assert "U+0007" in bell.text
+    lines = await hub.post("dossier.upserted", dossier(TrichYeuHoSo="Dòng một\nDòng hai\tcột"))
+    assert lines.status_code == 202, lines.text  # tab and line breaks stay allowed in text
+
+
+async def test_unknown_dossier_fields_are_refused_in_one_sentence_naming_them(hub: RunningHub) -> None:
+    junky = dossier()
+    junky.update({f"Rac{i}": "x" * 10 for i in range(10_000)})
+    answer = await hub.post("dossier.upserted", junky)
+    assert answer.status_code == 422
+    errors = answer.json()["errors"]
+    assert len(errors) == 1
+    assert errors[0].startswith("The schema has no fields 'Rac0', 'Rac1', ")
+    assert "and 9980 more" in errors[0]
+    assert len(answer.content) < 2000
+    nested = await hub.post("dossier.upserted", dossier(TaiLieuNop=[{"TenTepDinhKem": "Tờ khai", "GhiChu": "?"}]))
+    assert nested.status_code == 422
+    assert nested.json()["errors"] == [
+        "The schema has no field 'GhiChu' in 'TaiLieuNop.0'; remove it (the hub neither stores nor sends on fields "
+        "it does not know)."
+    ]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from adapters.payment.ledger import Payment, PaymentLedger
+from adapters.payment.callbacks import CALLBACK_BURST
+from adapters.payment.ledger import UNVERIFIED_REASONS, Payment, PaymentLedger
 from adapters.payment.settlement import PaymentSettlement
 from adapters.payment.signing import sign_message
-from hub.plugin import DossierState, OriginatedMessage
+from hub.plugin import DossierState, OriginatedMessage, utc_now
 from hub.services import latest_dossier_state, originate
 from hub.store.models import MessageRow
 from mocks.payment import DEFAULT_PARTNER_CODE, DEFAULT_SECRET
@@ -36,6 +38,7 @@ from tests.support.partners import (  # noqa: F401 - fixtures
     write_partner_routes,
 )
 from tests.support.payloads import dossier, dossier_code
+from tests.support.streaming import stream_large_body
 
 pytestmark = pytest.mark.integration
 
@@ -463,3 +466,65 @@ async def test_a_delayed_callback_still_settles_the_payment(
     await eventually(lambda: _answered(platform, reference))
     [callback] = [c for c in (await platform.get("/_mock/callbacks")).json() if c["MaThamChieu"] == reference]
     assert callback["answer"]["MaLoi"] == "00", "the delayed callback, not reconciliation, settled it"
+
+
+# --------------------------------------------------------------------------- the edge (issue #17)
+
+
+async def test_large_bodies_to_the_callback_and_to_payment_init_are_refused_before_they_are_read(
+    pay_hub: RunningHub,
+) -> None:
+    for path, headers in [
+        ("/v1/callbacks/payment", {}),
+        ("/v1/requests/payment.init", {"Authorization": f"Bearer {ONESTOP_KEY}"}),
+    ]:
+        upload = await stream_large_body(f"{pay_hub.url}{path}", {"Content-Type": "application/json", **headers})
+        assert upload.status == 413, (path, upload.head)
+        assert upload.closed, path
+        assert upload.sent < 8 * 1024 * 1024, path  # of 64 MiB
+
+
+async def test_a_callback_with_a_nul_is_refused_with_a_sentence_and_not_recorded(unreconciled_hub: RunningHub) -> None:
+    """On PostgreSQL a NUL in a callback used to become a 503 carrying the driver's error text."""
+    hub = unreconciled_hub
+    ledger = PaymentLedger(hub.hub.store.engine)
+    before = len(await ledger.results(limit=1000))
+    for result in ({**signed_result("REF\u0000X")}, {**signed_result("REF-1"), "MaDoiTac": "A\u0000"}):
+        response = await hub.client.post(f"{hub.url}/v1/callbacks/payment", json=result)
+        assert response.status_code == 400, response.text
+        assert response.json()["MaLoi"] == "99"
+        assert "control character (U+0000)" in response.json()["detail"]
+    assert len(await ledger.results(limit=1000)) == before
+
+
+async def test_junk_callbacks_are_rate_limited_per_address_and_their_records_expire(
+    unreconciled_hub: RunningHub,
+) -> None:
+    hub = unreconciled_hub
+    ledger = PaymentLedger(hub.hub.store.engine)
+    before = await unverified(ledger)
+    statuses = [
+        (await hub.client.post(f"{hub.url}/v1/callbacks/payment", content=b"junk")).status_code for _ in range(80)
+    ]
+    assert statuses.count(200) <= CALLBACK_BURST + 3  # + what refilled meanwhile
+    assert 429 in statuses
+    throttled = await hub.client.post(f"{hub.url}/v1/callbacks/payment", content=b"junk")
+    assert throttled.status_code == 429
+    assert "Too many payment callbacks" in throttled.json()["detail"]
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert await unverified(ledger) - before == statuses.count(200)
+
+    # A verified rejection (the platform signed it) is kept; unverified ones beyond the newest `keep` go, and
+    # all of them once older than the retention.
+    await ledger.record_result(
+        channel="callback", outcome="rejected", reason="amount_mismatch", detail=f"signed {hub.url}", answer_code="04"
+    )
+    await ledger.forget_unverified(older_than=utc_now() - timedelta(days=30), keep=5)
+    assert await unverified(ledger) == 5
+    await ledger.forget_unverified(older_than=utc_now() + timedelta(seconds=1), keep=1000)
+    assert await unverified(ledger) == 0
+    assert [r for r in await ledger.results(limit=1000) if r.detail == f"signed {hub.url}"]
+
+
+async def unverified(ledger: PaymentLedger) -> int:
+    return len([r for r in await ledger.results(limit=10_000) if r.reason in UNVERIFIED_REASONS])

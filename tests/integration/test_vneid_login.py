@@ -10,6 +10,7 @@ import unicodedata
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from adapters.vneid.login import LOGINS_PER_ADDRESS_BURST
+from adapters.vneid.sessions import LoginSessions
+from adapters.vneid.tables import LoginSessionRow
 from hub.audit import AuditLog
 from mocks._serve import serve_app
 from mocks.vneid import create_app as create_vneid_app
@@ -29,6 +33,7 @@ from tests.support.identity import (
     VNEID_CLIENT_SECRET,
     write_vneid_routes,
 )
+from tests.support.streaming import stream_large_body
 
 pytestmark = pytest.mark.integration
 
@@ -266,3 +271,64 @@ async def test_unknown_route_system_and_jwks(id_hub: RunningHub, browser: Browse
     keys = (await id_hub.client.get(f"{id_hub.url}/v1/identity/jwks.json")).json()["keys"]
     assert keys
     assert all("d" not in key for key in keys)
+
+
+# --------------------------------------------------------------------------- the edge (issue #17)
+
+
+async def test_a_large_assertion_request_is_refused_before_it_is_read(id_hub: RunningHub) -> None:
+    upload = await stream_large_body(
+        f"{id_hub.url}/v1/identity/assertions",
+        {"Content-Type": "application/json", "Authorization": f"Bearer {ONESTOP_KEY}"},
+    )
+    assert upload.status == 413, upload.head  # the endpoint had no limit at all before issue #17
+    assert upload.closed
+    assert upload.sent < 8 * 1024 * 1024  # of 64 MiB
+    nul = await id_hub.client.post(
+        f"{id_hub.url}/v1/identity/assertions",
+        json={"code": "a\u0000b"},
+        headers={"Authorization": f"Bearer {ONESTOP_KEY}"},
+    )
+    assert nul.status_code == 422
+    assert "control character (U+0000)" in nul.json()["detail"]
+
+
+async def test_a_control_character_in_a_login_link_is_refused_at_the_edge(id_hub: RunningHub) -> None:
+    browser = Browser()
+    try:
+        answer = await browser.start(id_hub, state="rp\u0000state")
+    finally:
+        await browser.aclose()
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == "The query string holds a control character (U+0000); remove it."
+
+
+async def test_logins_are_rate_limited_per_address_and_bounded(vneid_url: str, tmp_path: Path) -> None:
+    """Each GET /v1/identity/login/… stores a row, and anyone may send one: the route file's rate limit
+    (none on vneid-login) is not enough."""
+    routes = write_vneid_routes(tmp_path / "routes", vneid_url, RETURN_BASE)
+    async with running_hub(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/hub.db", routes_dir=routes, portal_url=vneid_url
+    ) as hub:
+        browser = Browser()
+        try:
+            statuses = [(await browser.start(hub)).status_code for _ in range(LOGINS_PER_ADDRESS_BURST + 10)]
+            throttled = await browser.start(hub)
+        finally:
+            await browser.aclose()
+        assert statuses.count(302) <= LOGINS_PER_ADDRESS_BURST + 2  # + what refilled meanwhile
+        assert 429 in statuses
+        assert throttled.status_code == 429
+        assert int(throttled.headers["Retry-After"]) >= 1
+        logins = LoginSessions(hub.hub.store.engine)
+        now = datetime.now(UTC)
+
+        def row(n: int) -> LoginSessionRow:
+            return LoginSessionRow(
+                id=f"bound-{n}", route="vneid-login", system="onestop", return_to=RETURN_BASE, browser_hash="0" * 64,
+                nonce="n", code_verifier="v", created_at=now, expires_at=now + timedelta(minutes=10),
+            )  # fmt: skip
+
+        in_progress = statuses.count(302)
+        assert await logins.start(row(1), at_most=in_progress + 1)
+        assert not await logins.start(row(2), at_most=in_progress + 1)

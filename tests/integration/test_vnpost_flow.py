@@ -27,6 +27,7 @@ from tests.support.partners import (  # noqa: F401 - fixtures
     write_partner_routes,
 )
 from tests.support.payloads import dossier, dossier_code
+from tests.support.streaming import stream_large_body
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +166,30 @@ async def test_cancel_and_callback_refusals(
     )
     assert invalid.status_code == 422
     assert "not in province 01" in str(invalid.json()["errors"])
+
+
+# --------------------------------------------------------------------------- the edge (issue #17)
+
+
+async def test_a_large_callback_is_refused_before_it_is_read_with_or_without_a_token(post_hub: RunningHub) -> None:
+    url = f"{post_hub.url}/v1/callbacks/vnpost"
+    # Before issue #17, 200 MB without a token were read whole (276 MB → 585 MB of memory) before a 413.
+    stranger = await stream_large_body(url, {"Content-Type": "application/json"})
+    assert stranger.status == 401, stranger.head
+    assert stranger.closed
+    assert stranger.sent < 8 * 1024 * 1024  # of 64 MiB
+    partner = await stream_large_body(
+        url, {"Content-Type": "application/json", "X-VNPost-Token": DEFAULT_CALLBACK_TOKEN}
+    )
+    assert partner.status == 413, partner.head
+    assert partner.closed
+    assert partner.sent < 8 * 1024 * 1024
+
+
+async def test_a_callback_with_control_characters_is_refused_with_a_sentence(post_hub: RunningHub) -> None:
+    url = f"{post_hub.url}/v1/callbacks/vnpost"
+    headers = {"X-VNPost-Token": DEFAULT_CALLBACK_TOKEN}
+    event = {"ItemCode": "EB\u0000VN", "Status": 2, "Time": "20261128100000"}
+    refused = await post_hub.client.post(url, json=[event], headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["detail"] == "Field '0.ItemCode' holds a control character (U+0000); remove it."
