@@ -400,6 +400,7 @@ def hub_env(*, namespace: str, database: Database, routes_dir: Path, port: int |
         "HUB_LOG_LEVEL": os.environ.get("BENCH_HUB_LOG_LEVEL", "INFO"),
         "HUB_LOG_FORMAT": "json",
         "HUB_QUEUE_TYPE": "quorum",
+        "HUB_ALLOW_SAMPLE_SECRETS": "true",  # the bench's targets are the mock portal, with its sample secret
     }
     if port is not None:
         env["HUB_HTTP_PORT"] = str(port)

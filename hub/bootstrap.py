@@ -5,6 +5,7 @@ Everything else receives what it needs as arguments. Nothing connects at import 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from importlib.metadata import entry_points
 from pydantic import BaseModel
 
 from hub.adapter import Adapter, AdapterFactory, RequestAdapter
+from hub.adapter_config import sample_secrets_refused
 from hub.broker import Broker, Topology
 from hub.errors import BrokerUnavailableError, ConfigurationError
 from hub.host import PluginHost
@@ -89,6 +91,16 @@ def schema_registry(plugins: Sequence[Plugin] | None = None) -> Mapping[str, typ
     return registry
 
 
+#: ``${VAR}`` or ``${VAR:-default}`` in a route file's value.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")
+
+
+def _variables_of(config: Mapping[str, object]) -> dict[str, str]:
+    """Setting → the environment variable its ``${VAR}`` reads, for the sentences that name what to set."""
+    found = {key: _ENV_REFERENCE.search(value) for key, value in config.items() if isinstance(value, str)}
+    return {key: match.group(1) for key, match in found.items() if match is not None}
+
+
 def known_schema_names(plugins: Sequence[Plugin] | None = None) -> list[str]:
     return list(schema_registry(plugins))
 
@@ -123,6 +135,21 @@ class Hub:
         found = [plugin.extend(self.context) for plugin in self.plugins if plugin.extend is not None]
         return [extension for extension in found if extension is not None]
 
+    @property
+    def sample_secrets_allowed(self) -> bool:
+        """Whether targets may keep sample secrets: under ``hub run --demo`` or HUB_ALLOW_SAMPLE_SECRETS."""
+        return self.settings.demo or self.settings.allow_sample_secrets
+
+    async def check_targets(self) -> None:
+        """Build (and close) every target's adapter once, so that a setting it refuses (a sample secret
+        outside the demo, a malformed value) stops the hub at start with its sentence, instead of
+        surfacing at the first message or callback."""
+        for target_id in self.routes.targets:
+            adapter = self.build_adapter(target_id)
+            close = getattr(adapter, "aclose", None)
+            if callable(close):
+                await close()
+
     def build_adapter(self, target_id: str) -> object:
         """The adapter object of ``target_id`` (whatever protocols it implements)."""
         target = self.routes.targets.get(target_id)
@@ -131,7 +158,8 @@ class Hub:
                 f"There is no target '{target_id}'; the route files declare: {', '.join(sorted(self.routes.targets))}."
             )
         factory = self.adapters[target.adapter]
-        adapter = factory(target_id, resolve_target_config(target))
+        with sample_secrets_refused(not self.sample_secrets_allowed, variables=_variables_of(target.config)):
+            adapter = factory(target_id, resolve_target_config(target))
         if isinstance(adapter, UsesHubContext):  # adapters that keep records of their own (a payment ledger)
             adapter.bind(self.context)
         return adapter

@@ -360,7 +360,10 @@ def prepare_demo(
     explicit = settings.model_fields_set
     demo_store = (DEMO_DIR / "hub.db").resolve()
     demo_url = f"sqlite+aiosqlite:///{demo_store}"
-    updates: dict[str, Any] = {}
+    # Demo mode: the route files' sample secrets, URLs from the request's Host, cookies over plain http.
+    updates: dict[str, Any] = {"demo": True}
+    if "console_secure_cookie" not in explicit:
+        updates["console_secure_cookie"] = False
     if "database_url" not in explicit or settings.database_url == demo_url:
         demo_store.parent.mkdir(parents=True, exist_ok=True)
         notes += _archive_previous_store(demo_store)

@@ -36,6 +36,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import hub.store
 from hub.adapter import AdapterFactory
+from hub.adapter_config import SampleSecretError, looks_like_sample, sample_secrets_refused
 from hub.bootstrap import adapter_registry, known_schema_names
 from hub.errors import ConfigurationError, DeliveryError
 from hub.observability import configure_logging
@@ -509,17 +510,31 @@ class _Endpoint:
         return f"{self.host}:{self.port}"
 
 
-async def check_target(target: TargetSpec, factory: AdapterFactory, timeout: float) -> list[Check]:
+async def check_target(
+    target: TargetSpec, factory: AdapterFactory, timeout: float, *, refuse_sample_secrets: bool = True
+) -> list[Check]:
     """Reach every http(s) address in the target's config, run the adapter's own ``check()`` (a token
-    fetch where the target has one) and read the TLS certificate of every https address."""
+    fetch where the target has one) and read the TLS certificate of every https address.
+
+    A sample secret is a FAIL, with the sentence the hub stops with, unless ``refuse_sample_secrets`` is
+    false (HUB_ALLOW_SAMPLE_SECRETS): then, like any other sample value in the config, a WARN."""
     name = f"target {target.id}"
     try:
         config = resolve_target_config(target)
     except ConfigurationError as exc:
         return [Check(name, "FAIL", str(exc), f"Đích {target.id} thiếu biến môi trường: đặt các biến được nêu.")]
     checks: list[Check] = []
+    if refuse_sample_secrets and (refusal := await _sample_secret_refusal(target, factory, config)) is not None:
+        checks.append(
+            Check(
+                f"config {target.id}",
+                "FAIL",
+                refusal,
+                f"Đích {target.id} đang dùng khoá bí mật mẫu: hub sẽ không khởi động; đặt giá trị thật.",
+            )
+        )
     samples = sorted(key for key, value in config.items() if isinstance(value, str) and _looks_like_sample(value))
-    if samples:
+    if samples and not checks:
         variables = sorted({v for key in samples for v in _ENV_REF.findall(str(target.config.get(key, "")))})
         where = f" (set {', '.join(variables)})" if variables else ""
         checks.append(
@@ -648,7 +663,23 @@ def _variable_of(target: TargetSpec, key: str) -> str:
 
 
 def _looks_like_sample(value: str) -> bool:
-    return value.strip().lower().startswith(_SAMPLE_PREFIXES)
+    return bool(value.strip()) and looks_like_sample(value)
+
+
+async def _sample_secret_refusal(target: TargetSpec, factory: AdapterFactory, config: dict[str, Any]) -> str | None:
+    """The sentence the hub stops with when the target's secrets hold a sample (built as the hub builds it)."""
+    variables = {key: found[0] for key, value in target.config.items() if (found := _ENV_REF.findall(str(value)))}
+    try:
+        with sample_secrets_refused(variables=variables):
+            adapter = factory(target.id, config)
+    except SampleSecretError as exc:
+        return str(exc)
+    except ConfigurationError:
+        return None  # reported by the adapter's check below
+    close = getattr(adapter, "aclose", None)
+    if callable(close):
+        await close()
+    return None
 
 
 # ----------------------------------------------------------------------------- TLS certificates
@@ -780,7 +811,8 @@ async def run_checks(timeout: float = 5.0, *, environ: Mapping[str, str] | None 
         for target in table.targets.values():
             factory = adapters.get(target.adapter)
             if factory is not None:
-                checks += await check_target(target, factory, timeout)
+                refuse = not (settings.demo or settings.allow_sample_secrets)
+                checks += await check_target(target, factory, timeout, refuse_sample_secrets=refuse)
     return checks
 
 

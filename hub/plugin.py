@@ -38,7 +38,7 @@ from hub.adapter import (
     RequestAdapter,
     RequestContext,
 )
-from hub.adapter_config import AdapterConfig, BaseUrl, Duration, DurationOrOff, Text
+from hub.adapter_config import AdapterConfig, BaseUrl, Duration, DurationOrOff, Secret, Text
 from hub.contract import SYSTEM_KEY, Problem, problem_responses  # a plugin's endpoints in the OpenAPI document
 from hub.edge import BodyTooLargeError, control_characters, json_problem, read_body
 from hub.envelope import Envelope, normalize_text
@@ -104,6 +104,7 @@ __all__ = [
     "RequestAdapter",
     "RequestContext",
     "Route",
+    "Secret",
     "StoreUnavailableError",
     "SystemSpec",
     "TableSessions",

@@ -246,6 +246,7 @@ async def _start(
     metrics_port: int | None,
 ) -> None:
     """Start the roles, filling in ``roles`` as each one runs (a stop cancels this at any await)."""
+    await hub.check_targets()  # a refused setting (a sample secret outside --demo) stops the hub here
     if ingress and targets:
         # Until the target queues are declared, a message would be refused as unroutable (503).
         hub.starting = "The hub is still declaring its queues in RabbitMQ."

@@ -85,6 +85,18 @@ class HubSettings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None, description="Key that may read every message and replay (ops); unset = no admin access."
     )
+    demo: bool = Field(
+        default=False,
+        description="Set by `hub run --demo`, never in production: targets may keep the route files' sample "
+        "secrets, login redirects and assertion issuers follow the request's Host when no public URL is set, and "
+        "the console cookie goes over plain http.",
+    )
+    allow_sample_secrets: bool = Field(
+        default=False,
+        description="Let targets use sample or empty secrets (sample-…, mock-…, …not-real, change-me) outside "
+        "--demo: only for tests against the mock systems. Unset, the hub refuses to start with one and names "
+        "the variable to set (docs/security.md).",
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["json", "console"] = Field(
         default="json", description="json: one JSON object per line (production); console: for people."
@@ -129,7 +141,9 @@ class HubSettings(BaseSettings):
     )
     console_session_hours: float = Field(default=12.0, gt=0, description="A console login lasts this long.")
     console_secure_cookie: bool = Field(
-        default=False, description="Send the console cookie only over HTTPS (set true behind a TLS proxy)."
+        default=True,
+        description="Send the console cookies only over HTTPS (Secure). `hub run --demo` sets it false, since "
+        "the demo serves plain http; set it false only for a console reached without TLS on a closed network.",
     )
     console_oidc_issuer: str | None = Field(
         default=None,
@@ -150,8 +164,8 @@ class HubSettings(BaseSettings):
     console_oidc_label: str = Field(default="VNeID", description="Name of the provider on the login button.")
     console_public_url: str | None = Field(
         default=None,
-        description="External base URL of the hub (https://hub.example.vn) for the OIDC redirect; "
-        "unset = taken from the request.",
+        description="External base URL of the hub (https://hub.example.vn) for the OIDC redirect; required "
+        "when HUB_CONSOLE_OIDC_ISSUER is set (only `hub run --demo` takes it from the request's Host).",
     )
 
     # --- identity: logins through the hub (the vneid plugin, docs/identity.md) ------------------------
@@ -159,7 +173,7 @@ class HubSettings(BaseSettings):
         default=None,
         description="External base URL of the hub (https://lgsp.example.vn) for VNeID logins: the redirect URI "
         "registered at VNeID is <it>/v1/identity/callback, and it is the issuer of identity assertions. "
-        "Unset = taken from the request (fine for a single host, wrong behind a proxy).",
+        "Required when a route file has a login route (only `hub run --demo` takes it from the request's Host).",
     )
     identity_signing_key_file: Path | None = Field(
         default=None,

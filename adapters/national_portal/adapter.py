@@ -28,6 +28,7 @@ from hub.plugin import (
     Duration,
     Envelope,
     PermanentDeliveryError,
+    Secret,
     Text,
     redact,
 )
@@ -173,7 +174,7 @@ class NationalPortalConfig(AdapterConfig):
 
     base_url: BaseUrl
     client_id: Text
-    client_secret: Text
+    client_secret: Secret
     token_url: BaseUrl | None = None  # default: <base_url>/oauth2/token
     timeout_seconds: Duration = 10.0
     max_connections: int = Field(default=50, ge=1, le=10_000)

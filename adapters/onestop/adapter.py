@@ -21,7 +21,7 @@ from hub.plugin import (
     DeliveryContext,
     Duration,
     Envelope,
-    Text,
+    Secret,
     http_status_failure,
     transport_failure,
 )
@@ -86,7 +86,7 @@ class OneStopConfig(AdapterConfig):
     adapter: ClassVar[str] = "onestop"
 
     url: BaseUrl
-    api_key: Text | None = None
+    api_key: Secret | None = None
     timeout_seconds: Duration = 10.0
 
 

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import structlog
 from pydantic import BaseModel, ValidationError
 
 from adapters.payment.client import PaymentPlatformClient
@@ -32,6 +31,7 @@ from hub.plugin import (
     Envelope,
     PermanentDeliveryError,
     RequestContext,
+    Secret,
     Text,
 )
 from schemas.payments import PaymentInit, PaymentRefund
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from adapters.payment.ledger import Payment
     from hub.plugin import HubContext
 
-log = structlog.get_logger(__name__)
 
 __all__ = ["PaymentPlatformAdapter", "PaymentTiming", "create_adapter"]
 
@@ -310,7 +309,7 @@ class PaymentConfig(AdapterConfig):
 
     base_url: BaseUrl
     partner_code: Text  # MaDoiTac
-    secret: Text  # the partner secret: reference an environment variable
+    secret: Secret  # the partner secret: reference an environment variable
     api_path: Text = "/api/thanh-toan"
     timeout_seconds: Duration = 10.0
     #: ThongTinGiaoDich when the request has none; may use {MaHoSo}.
@@ -338,11 +337,4 @@ def create_adapter(target_id: str, config: Mapping[str, Any]) -> PaymentPlatform
         give_up_after=settings.give_up_after,
         interval=settings.reconcile_interval,
     )
-    if client.uses_sample_secret:
-        log.warning(
-            "payment_sample_secret",
-            target=target_id,
-            detail="This target uses the sample partner secret of the mock; set the platform's secret "
-            "(HUB_PAYMENT_SECRET in the shipped route file) before taking real payments.",
-        )
     return PaymentPlatformAdapter(target_id, client, timing=timing, description=settings.description)

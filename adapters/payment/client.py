@@ -99,11 +99,6 @@ class PaymentPlatformClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    @property
-    def uses_sample_secret(self) -> bool:
-        """True for the mock's sample secret (never acceptable for real payments)."""
-        return self._secret.startswith("sample-")
-
     # ------------------------------------------------------------------ signatures
 
     def verify(self, kind: str, message: Mapping[str, Any]) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from adapters.vneid.login import create_login_extension
 from adapters.vneid.provider import VNeIDProvider
 from adapters.vneid.tables import VNeIDTables
-from hub.plugin import AdapterConfig, BaseUrl, Duration, DurationOrOff, Plugin, Text
+from hub.plugin import AdapterConfig, BaseUrl, Duration, DurationOrOff, Plugin, Secret, Text
 
 __all__ = ["VNeIDProvider", "create_adapter", "plugin"]
 
@@ -25,7 +25,7 @@ class VNeIDConfig(AdapterConfig):
 
     issuer: BaseUrl
     client_id: Text
-    client_secret: Text | None = None  # set for a confidential client
+    client_secret: Secret | None = None  # set for a confidential client
     scopes: Text = "openid profile"
     timeout_seconds: Duration = 10.0
     loa_claim: Text = "acr"

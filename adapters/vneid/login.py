@@ -77,6 +77,7 @@ MAX_LOGINS_IN_PROGRESS = 10_000
 #: ``POST /v1/identity/assertions`` carries ``{"code": "…"}``.
 MAX_ASSERTION_REQUEST_BYTES = 4096
 
+
 #: A page for the browser; JSON (``{"detail": …}``) when the hub refuses the request before the login code runs
 #: (a control character in the address).
 _PAGE_OR_PROBLEM = {
@@ -184,6 +185,13 @@ def create_login_extension(context: HubContext) -> Extension | None:
     login_routes = dict(context.routes_of_mode("login"))
     if not login_routes:
         return None
+    if not context.settings.identity_public_url and not context.settings.demo:
+        raise ConfigurationError(
+            f"The route files have login routes ({', '.join(sorted(login_routes))}) but HUB_IDENTITY_PUBLIC_URL is "
+            "not set: the redirect to VNeID and the issuer of identity assertions would follow the Host header a "
+            "browser sends. Set HUB_IDENTITY_PUBLIC_URL to the hub's external address (https://lgsp.example.vn, "
+            "whose /v1/identity/callback is registered at VNeID), or remove the login routes."
+        )
     providers = _identity_providers(context, login_routes)
     router = _create_router(context, login_routes, providers)
 

@@ -35,6 +35,7 @@ from hub.plugin import (
     Envelope,
     PermanentDeliveryError,
     RequestContext,
+    Secret,
     Text,
     TransientDeliveryError,
     redact_error,
@@ -292,7 +293,7 @@ class VNPostConfig(AdapterConfig):
 
     base_url: BaseUrl
     username: Text
-    password: Text  # reference an environment variable
+    password: Secret  # reference an environment variable
     customer_code: Text
     timeout_seconds: Duration = 10.0
     service_name: Text = "BK"  # VNPost's default service
@@ -300,7 +301,7 @@ class VNPostConfig(AdapterConfig):
     #: How often the ingress looks for such parcels; 0 = only ``hub post track``.
     poll_interval: DurationOrOff = 300.0
     #: The token VNPost sends in ``X-VNPost-Token`` with tracking callbacks; unset = callbacks refused.
-    callback_token: Text | None = None
+    callback_token: Secret | None = None
     #: A status that arrives before an earlier one waits this long for it (statuses go on in order).
     reorder_window: DurationOrOff = 3.0
     # The agency's side of every parcel (none without an address).

@@ -1,4 +1,7 @@
-"""Console logins: local accounts (scrypt hashes), signed session cookies, roles, login throttling.
+"""Console logins: local accounts (scrypt hashes), signed cookies, roles, login throttling.
+
+Who is logged in is kept server side (:mod:`hub.console._sessions`); the session cookie carries only the
+login's random id, signed with :class:`SessionCodec`.
 
 Two roles: ``viewer`` may look at everything (payloads masked); ``operator`` may also replay
 and discard dead letters. Accounts come from the settings (``HUB_CONSOLE_ADMIN_PASSWORD``,
@@ -125,12 +128,13 @@ class LocalAccounts:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """Who is logged in to the console (carried in a signed cookie)."""
+    """Who is logged in to the console (a row of ``console_sessions``, found by the cookie's id)."""
 
     user: str
     role: Role
-    csrf: str  # sent back with every form and htmx request that changes something
+    csrf: str  # sent back with every form and htmx request that changes something, and with the logout
     method: str  # "local" or "oidc"
+    key: str = ""  # the row's id: the SHA-256 of the cookie's random id
 
     @property
     def actor(self) -> str:
@@ -142,7 +146,7 @@ class SessionCodec:
     """Signs and reads the console's cookies: a small JSON document, timestamped and signed (HMAC-SHA256).
 
     A cookie older than ``max_age_seconds``, altered, signed with another key or for another
-    ``purpose``, or not even text reads as None: the visitor is simply not logged in.
+    ``purpose``, or not ASCII reads as None: the visitor is simply not logged in.
     """
 
     def __init__(self, secret: bytes, *, max_age_seconds: int, purpose: str = "hub-console-session") -> None:
@@ -161,21 +165,6 @@ class SessionCodec:
         except BadData:
             return None
         return data if isinstance(data, dict) else None
-
-    def new_session(self, user: str, role: Role, method: str) -> Session:
-        return Session(user, role, secrets.token_urlsafe(24), method)
-
-    def encode_session(self, session: Session) -> str:
-        return self.dumps({"u": session.user, "r": session.role.value, "c": session.csrf, "m": session.method})
-
-    def decode_session(self, value: str | None) -> Session | None:
-        data = self.loads(value)
-        if data is None:
-            return None
-        try:
-            return Session(str(data["u"]), Role(data["r"]), str(data["c"]), str(data["m"]))
-        except (KeyError, ValueError):
-            return None
 
 
 class LoginThrottle:

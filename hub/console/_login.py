@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at run time.
 
 import hmac
+import secrets
 from typing import Annotated
 
 import httpx
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from hub.console._auth import Role
 from hub.console._oidc import OidcLoginError, PkceChallenge
 from hub.console._state import (
+    LOGIN_FORM_COOKIE,
     PREFIX,
     SESSION_COOKIE,
     ConsoleState,
@@ -22,6 +24,7 @@ from hub.console._state import (
     PublicPage,
     safe_next,
 )
+from hub.errors import StoreUnavailableError
 
 __all__ = ["router"]
 
@@ -33,15 +36,39 @@ OIDC_COOKIE = "hub_console_oidc"
 router = APIRouter(include_in_schema=False)
 
 
+def _form_token(console: ConsoleState, request: Request) -> str | None:
+    """The login form's token this browser holds (in its signed cookie), if any."""
+    data = console.login_forms.loads(request.cookies.get(LOGIN_FORM_COOKIE))
+    token = data.get("t") if data else None
+    return token if isinstance(token, str) and token else None
+
+
 def _login_page(console: ConsoleState, page: Page, status_code: int = 200, error: str | None = None) -> HTMLResponse:
-    return page.render(
+    """The login page; its form carries a token that must come back with the browser's cookie of it."""
+    token = _form_token(console, page.request) or secrets.token_urlsafe(24)
+    response = page.render(
         "login.html",
         status_code=status_code,
         error=error,
+        csrf=token,
         has_accounts=bool(console.accounts),
         oidc_label=console.settings.console_oidc_label if console.oidc else None,
         next=safe_next(page.request.query_params.get("next")),
     )
+    response.set_cookie(
+        LOGIN_FORM_COOKIE,
+        console.login_forms.dumps({"t": token}),
+        max_age=int(console.login_forms.max_age_seconds),
+        path=PREFIX,
+        httponly=True,
+        samesite="lax",
+        secure=console.settings.console_secure_cookie,
+    )
+    return response
+
+
+def _same(sent: str, expected: str | None) -> bool:
+    return bool(sent) and expected is not None and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 @router.get("/login")
@@ -58,9 +85,14 @@ async def login(
     page: PublicPage,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
 ) -> Response:
     metrics = console.hub.metrics
     address = request.client.host if request.client else "-"
+    if not _same(csrf, _form_token(console, request)):
+        metrics.console_logins.labels("local", "refused").inc()
+        log.warning("console_login_form_refused", address=address)
+        return _login_page(console, page, 400, page.t("csrf_failed"))
     username = username.strip()
     wait = console.throttle.wait_seconds(username, address)
     if wait > 0:
@@ -73,12 +105,33 @@ async def login(
         log.warning("console_login_refused", user=username, address=address)
         return _login_page(console, page, 401, page.t("login_failed"))
     console.throttle.succeeded(username, address)
-    return console.start_session(request.query_params.get("next"), account.name, account.role, "local")
+    response = await _log_in(console, page, request.query_params.get("next"), account.name, account.role, "local")
+    response.delete_cookie(LOGIN_FORM_COOKIE, path=PREFIX)
+    return response
+
+
+async def _log_in(
+    console: ConsoleState, page: Page, next_url: str | None, user: str, role: Role, method: str
+) -> Response:
+    try:
+        return await console.start_session(next_url, user, role, method)
+    except StoreUnavailableError as exc:
+        log.error("console_login_not_recorded", user=user, error=str(exc))  # noqa: TRY400 - a sentence, no trace
+        return _login_page(console, page, 503, str(exc))
 
 
 @router.post("/logout")
-async def logout(session: CurrentSession) -> Response:
+async def logout(
+    console: CurrentConsole, page: PublicPage, session: CurrentSession, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """End the login on the server (a copy of the cookie is no good afterwards) and drop the cookie."""
     if session is not None:
+        if not _same(csrf, session.csrf):
+            return page.render("error.html", status_code=400, sentence=page.t("csrf_failed"))
+        try:
+            await console.logins.end(session)
+        except StoreUnavailableError as exc:
+            return page.render("error.html", status_code=503, sentence=str(exc))
         log.info("console_logout", user=session.user)
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
@@ -86,6 +139,8 @@ async def logout(session: CurrentSession) -> Response:
 
 
 def _redirect_uri(console: ConsoleState, request: Request) -> str:
+    """Where the provider sends the browser back: under HUB_CONSOLE_PUBLIC_URL (the request's address only
+    in the demo; the console refuses to start with OIDC and without it otherwise)."""
     public_url = console.settings.console_public_url
     base = public_url.rstrip("/") if public_url else str(request.base_url)
     return f"{base.rstrip('/')}{PREFIX}/oidc/callback"
@@ -151,6 +206,6 @@ async def oidc_callback(
             f"Account {identity or '(no ' + settings.console_oidc_identity_claim + ')'} logged in at the provider "
             "but may not use the console; ask the hub's administrator to add it to HUB_CONSOLE_OIDC_ROLES.",
         )
-    response = console.start_session(str(flow.get("next") or PREFIX), identity, Role(role), "oidc")
+    response = await _log_in(console, page, str(flow.get("next") or PREFIX), identity, Role(role), "oidc")
     response.delete_cookie(OIDC_COOKIE, path=PREFIX)
     return response

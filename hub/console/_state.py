@@ -24,11 +24,13 @@ from hub.bootstrap import Hub
 from hub.console._auth import LocalAccounts, LoginThrottle, Role, Session, SessionCodec
 from hub.console._i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, status_name, translator
 from hub.console._oidc import OidcProvider
-from hub.errors import HubError
+from hub.console._sessions import ConsoleSessions
+from hub.errors import ConfigurationError, HubError, StoreUnavailableError
 from hub.observability import mask_text
 from hub.settings import HubSettings
 
 __all__ = [
+    "LOGIN_FORM_COOKIE",
     "PREFIX",
     "SESSION_COOKIE",
     "ConsoleHub",
@@ -46,6 +48,9 @@ log = structlog.get_logger(__name__)
 
 PREFIX = "/console"
 SESSION_COOKIE = "hub_console"
+#: Holds the token of the login form (signed), which the form sends back: a login cannot be posted from
+#: another site (login CSRF).
+LOGIN_FORM_COOKIE = "hub_console_login"
 LANG_COOKIE = "hub_console_lang"
 _VIETNAM = timezone(timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh has no summer time
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -58,11 +63,13 @@ _CSP = (
 
 @dataclass(frozen=True, slots=True)
 class ConsoleState:
-    """The console of one hub: its accounts, cookie signers, login throttle, OIDC provider and templates."""
+    """The console of one hub: its accounts, logins, cookie signers, login throttle, OIDC provider and templates."""
 
     hub: Hub
     accounts: LocalAccounts
-    sessions: SessionCodec
+    logins: ConsoleSessions  # who is logged in (server side)
+    sessions: SessionCodec  # the session cookie: a login's random id, signed
+    login_forms: SessionCodec  # the login form's token
     oidc_flows: SessionCodec  # the short-lived cookie between /oidc/start and /oidc/callback
     throttle: LoginThrottle
     oidc: OidcProvider | None
@@ -87,6 +94,13 @@ class ConsoleState:
             )
         oidc: OidcProvider | None = None
         if settings.console_oidc_issuer and settings.console_oidc_client_id:
+            if not settings.console_public_url and not settings.demo:
+                raise ConfigurationError(
+                    "HUB_CONSOLE_OIDC_ISSUER is set but HUB_CONSOLE_PUBLIC_URL is not: the console's login redirect "
+                    "would be built from the Host header a visitor sends. Set HUB_CONSOLE_PUBLIC_URL to the address "
+                    "officials open (https://hub.example.vn), the one whose /console/oidc/callback is registered "
+                    "at the provider."
+                )
             client_secret = settings.console_oidc_client_secret
             oidc = OidcProvider(
                 settings.console_oidc_issuer,
@@ -103,7 +117,9 @@ class ConsoleState:
         return cls(
             hub=hub,
             accounts=accounts,
+            logins=ConsoleSessions(hub.store.engine, lifetime_seconds=settings.console_session_hours * 3600),
             sessions=SessionCodec(secret, max_age_seconds=int(settings.console_session_hours * 3600)),
+            login_forms=SessionCodec(secret, max_age_seconds=3600, purpose="hub-console-login-form"),
             oidc_flows=SessionCodec(secret, max_age_seconds=600, purpose="hub-console-oidc"),
             throttle=LoginThrottle(),
             oidc=oidc,
@@ -115,13 +131,13 @@ class ConsoleState:
             ),
         )
 
-    def start_session(self, next_url: str | None, user: str, role: Role, method: str) -> Response:
-        """Log ``user`` in: the signed session cookie and a redirect to where they were going."""
-        session = self.sessions.new_session(user, role, method)
+    async def start_session(self, next_url: str | None, user: str, role: Role, method: str) -> Response:
+        """Log ``user`` in: a row of the logins, its signed cookie and a redirect to where they were going."""
+        token, _ = await self.logins.open(user, role, method)
         response = RedirectResponse(safe_next(next_url), status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
-            self.sessions.encode_session(session),
+            self.sessions.dumps({"s": token}),
             max_age=int(self.sessions.max_age_seconds),
             path=PREFIX,
             httponly=True,
@@ -231,9 +247,17 @@ def console_hub(console: CurrentConsole) -> Hub:
 ConsoleHub = Annotated[Hub, Depends(console_hub)]
 
 
-def current_session(request: Request, console: CurrentConsole) -> Session | None:
-    """Who the session cookie says is logged in; None without a valid one (missing, altered, expired)."""
-    return console.sessions.decode_session(request.cookies.get(SESSION_COOKIE))
+async def current_session(request: Request, console: CurrentConsole) -> Session | None:
+    """Who is logged in: the login whose id the session cookie carries; None without a valid cookie (missing,
+    altered, expired, not ASCII) or when that login ended (logged out, expired)."""
+    data = console.sessions.loads(request.cookies.get(SESSION_COOKIE))
+    token = data.get("s") if data else None
+    if not isinstance(token, str) or not token:
+        return None
+    try:
+        return await console.logins.find(token)
+    except StoreUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from exc
 
 
 CurrentSession = Annotated[Session | None, Depends(current_session)]

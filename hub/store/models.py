@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AuditRecordRow",
     "Base",
+    "ConsoleSessionRow",
     "DeliveryEventRow",
     "DeliveryRow",
     "DossierCursorRow",
@@ -122,3 +123,23 @@ class AuditRecordRow(Base):
     subject: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str] = mapped_column(String(20), nullable=False)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleSessionRow(Base):
+    """One console login, kept server side: the cookie carries a random id, signed; the row says whose it
+    is and until when. Logging out deletes the row, so a copy of the cookie is no good afterwards.
+
+    ``id`` is the SHA-256 of that random id (hex): the table alone logs nobody in. Rows past ``expires_at``
+    are deleted at the next login.
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    method: Mapped[str] = mapped_column(String(10), nullable=False)
+    csrf: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.console import csrf_of
 from tests.support.harness import free_port, free_port_run, new_namespace
 
 pytestmark = pytest.mark.e2e
@@ -151,9 +152,14 @@ def test_the_demo_hands_out_its_key_login_and_curl_and_starts_clean_the_next_tim
 
     # The console login it printed works, with the operator's role.
     with httpx.Client(base_url=hub_url) as console:
+        form = console.get("/console/login")
         login = console.post(
             "/console/login",
-            data={"username": saved["HUB_DEMO_CONSOLE_USER"], "password": saved["HUB_DEMO_CONSOLE_PASSWORD"]},
+            data={
+                "username": saved["HUB_DEMO_CONSOLE_USER"],
+                "password": saved["HUB_DEMO_CONSOLE_PASSWORD"],
+                "csrf": csrf_of(form.text),
+            },
         )
         assert login.status_code == 303, login.text
         assert console.get("/console").status_code == 200

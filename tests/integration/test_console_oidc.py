@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from hub.bootstrap import build_hub
+from hub.console import include_console
+from hub.errors import ConfigurationError
+from hub.settings import HubSettings
 from mocks._serve import serve_app
 from tests.support.harness import RunningHub, running_hub
 from tests.support.oidc_provider import ProviderState, create_provider_app
@@ -108,3 +115,35 @@ async def test_a_callback_that_does_not_answer_this_browsers_login_is_refused(oi
         assert "start it again" in refused.text
     async with httpx.AsyncClient(timeout=30) as stranger:  # no cookie from /oidc/start
         assert (await stranger.get(callback_url)).status_code == 400
+
+
+async def test_oidc_logins_need_the_public_url_except_in_the_demo(
+    tmp_path: Path, routes_dir: Path, provider: tuple[str, ProviderState]
+) -> None:
+    """Issue #17: without HUB_CONSOLE_PUBLIC_URL the redirect back from the provider would be built from the
+    Host header a visitor sends; the console refuses to start, except under ``hub run --demo``."""
+    issuer, state = provider
+    common: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/hub.db",
+        "routes_dir": routes_dir,
+        "console_oidc_issuer": issuer,
+        "console_oidc_client_id": state.client_id,
+        "console_public_url": None,
+    }
+    production = build_hub(HubSettings(**common))
+    try:
+        with pytest.raises(ConfigurationError, match="HUB_CONSOLE_PUBLIC_URL is not"):
+            include_console(FastAPI(), production)
+    finally:
+        await production.aclose()
+    demo = build_hub(HubSettings(**common, demo=True))
+    try:
+        app = FastAPI()
+        include_console(app, demo)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.demo.test") as client:
+            start = await client.get("/console/oidc/start")
+        assert start.status_code == 303, start.text
+        query = dict(parse_qsl(urlsplit(start.headers["location"]).query))
+        assert query["redirect_uri"] == "http://hub.demo.test/console/oidc/callback", "the demo keeps the Host"
+    finally:
+        await demo.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -21,6 +22,7 @@ from tests.support.console import (
     VIEWER_PASSWORD,
     csrf_of,
     dead_lettered_dossier,
+    log_in,
     logged_in,
 )
 from tests.support.harness import RunningHub, eventually, running_hub
@@ -79,15 +81,20 @@ async def test_a_wrong_password_is_refused_and_repeated_failures_are_throttled(
     sqlite_console_hub: RunningHub,
 ) -> None:
     async with httpx.AsyncClient(base_url=sqlite_console_hub.url) as client:
+        token = csrf_of((await client.get("/console/login")).text)
         for _ in range(5):
-            refused = await client.post("/console/login", data={"username": "admin", "password": "guess"})
+            refused = await client.post(
+                "/console/login", data={"username": "admin", "password": "guess", "csrf": token}
+            )
             assert refused.status_code == 401
             assert "Tên đăng nhập hoặc mật khẩu không đúng." in refused.text
             assert "hub_console" not in refused.cookies
-        throttled = await client.post("/console/login", data={"username": "admin", "password": ADMIN_PASSWORD})
+        throttled = await client.post(
+            "/console/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf": token}
+        )
         assert throttled.status_code == 429
         assert "thử lại sau" in throttled.text
-        other = await client.post("/console/login", data={"username": VIEWER, "password": VIEWER_PASSWORD})
+        other = await log_in(client, VIEWER, VIEWER_PASSWORD)
         assert other.status_code == 303, "throttling one name must not lock out the others"
     metrics = (await sqlite_console_hub.client.get(f"{sqlite_console_hub.url}/metrics")).text
     assert 'hub_console_logins_total{method="local",outcome="refused"} 5.0' in metrics
@@ -201,7 +208,9 @@ async def test_a_viewer_may_look_but_not_replay_or_discard(
         page = await viewer.get(f"/console/messages/{message_id}")
         assert page.status_code == 200
         assert 'data-action="replay"' not in page.text
-        assert 'name="csrf"' not in page.text
+        # The one form with the session's token is the logout (issue #17: logout takes the token too).
+        assert page.text.count('name="csrf"') == 1
+        assert re.search(r'action="/console/logout"><input type="hidden" name="csrf"', page.text)
         assert "Bạn có vai trò người xem" in page.text
         portal.delete("/_mock/faults")
         for path, form in (
@@ -332,7 +341,94 @@ async def test_without_any_account_the_login_page_says_how_to_set_one(routes_dir
             assert "HUB_CONSOLE_ADMIN_PASSWORD" in login.text
             assert "hub console hash-password" in login.text
             assert 'name="password"' not in login.text
-            refused = await client.post("/console/login", data={"username": "admin", "password": ""})
+            # No form is shown; a post with a valid form token is still refused.
+            client.cookies.set("hub_console_login", app.state.console.login_forms.dumps({"t": "tok"}), path="/console")
+            refused = await client.post("/console/login", data={"username": "admin", "password": "", "csrf": "tok"})
             assert refused.status_code == 401
     finally:
         await hub.aclose()
+
+
+# ----------------------------------------------------------------------------- sessions (issue #17)
+
+
+async def test_a_login_without_the_forms_token_is_refused(sqlite_console_hub: RunningHub) -> None:
+    """Login CSRF: another site cannot log a browser in to an account of its choosing."""
+    async with httpx.AsyncClient(base_url=sqlite_console_hub.url) as client:
+        bare = await client.post("/console/login", data={"username": "admin", "password": ADMIN_PASSWORD})
+        assert bare.status_code == 400
+        assert "Biểu mẫu đã cũ" in bare.text
+        assert "hub_console" not in bare.cookies
+    async with httpx.AsyncClient(base_url=sqlite_console_hub.url) as other_site:
+        token = csrf_of((await other_site.get("/console/login")).text)
+    async with httpx.AsyncClient(base_url=sqlite_console_hub.url) as victim:
+        # A token of another browser is no good without that browser's cookie.
+        forged = await victim.post(
+            "/console/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf": token}
+        )
+        assert forged.status_code == 400
+        assert (await log_in(victim, "admin", ADMIN_PASSWORD)).status_code == 303
+        assert "hub_console_login" not in victim.cookies, "the form's cookie goes once the login is done"
+
+
+async def test_logout_needs_the_token_and_ends_a_copied_cookie_too(sqlite_console_hub: RunningHub) -> None:
+    async with logged_in(sqlite_console_hub) as admin:
+        page = await admin.get("/console")
+        assert page.status_code == 200
+        copied = admin.cookies["hub_console"]
+        refused = await admin.post("/console/logout", data={"csrf": "not-the-token"})
+        assert refused.status_code == 400
+        assert (await admin.get("/console")).status_code == 200, "a logout posted from elsewhere changes nothing"
+        out = await admin.post("/console/logout", data={"csrf": csrf_of(page.text)})
+        assert out.status_code == 303
+        assert (await admin.get("/console")).status_code == 303
+    async with httpx.AsyncClient(base_url=sqlite_console_hub.url, cookies={"hub_console": copied}) as thief:
+        stolen = await thief.get("/console")
+        assert stolen.status_code == 303, "a copy of the cookie ends with the logout"
+        assert stolen.headers["location"].startswith("/console/login")
+
+
+async def test_a_session_cookie_that_is_not_ascii_is_no_login_and_no_server_error(
+    sqlite_console_hub: RunningHub,
+) -> None:
+    for value in ("đã sửa.chữ-ký", "Zm9v.đ", "\u00e9t\u00e9"):
+        raw = f"hub_console={value}; hub_console_login={value}".encode()
+        async with httpx.AsyncClient(base_url=sqlite_console_hub.url, headers={b"Cookie": raw}) as client:
+            page = await client.get("/console")
+            assert page.status_code == 303, value
+            login = await client.get("/console/login")
+            assert login.status_code == 200, value
+            refused = await client.post(
+                "/console/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf": value}
+            )
+            assert refused.status_code == 400, value
+
+
+async def test_console_cookies_are_secure_unless_the_setting_says_otherwise(routes_dir: Path, tmp_path: Path) -> None:
+    """Outside --demo (which sets it false) the console's cookies carry Secure: the default is true."""
+    assert HubSettings(_env_file=None).console_secure_cookie is True
+    for secure in (True, False):
+        explicit: dict[str, Any] = {} if secure else {"console_secure_cookie": False}
+        hub = build_hub(
+            HubSettings(
+                database_url=f"sqlite+aiosqlite:///{tmp_path}/hub-{secure}.db",
+                routes_dir=routes_dir,
+                console_admin_password=ADMIN_PASSWORD,
+                **explicit,
+            )
+        )
+        await hub.store.migrate()
+        app = FastAPI()
+        include_console(app, hub)
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub") as client:
+                form = await client.get("/console/login")
+                login = await client.post(
+                    "/console/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf": csrf_of(form.text)}
+                )
+                assert login.status_code == 303, login.text
+                for response in (form, login):
+                    cookie = response.headers["set-cookie"]
+                    assert ("; secure" in cookie.lower()) is secure, cookie
+        finally:
+            await hub.aclose()

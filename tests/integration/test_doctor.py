@@ -149,7 +149,8 @@ def test_a_good_setup_passes_every_check(workdir: Path, portal_url: str, monkeyp
     asyncio.run(migrate())
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
     monkeypatch.setenv("HUB_BROKER_URL", RABBITMQ_URL)
-    monkeypatch.setenv("HUB_ROUTES_DIR", str(write_routes(workdir / "routes", portal_url)))
+    routes = write_routes(workdir / "routes", portal_url, client_secret="doctor-test-portal-secret-0123456789")
+    monkeypatch.setenv("HUB_ROUTES_DIR", str(routes))
 
     code, document = _doctor("--timeout", "5")
 
@@ -398,3 +399,26 @@ def test_an_untrusted_certificate_fails(tmp_path: Path, monkeypatch: pytest.Monk
         check = check_certificate("portal", "127.0.0.1", port, 3)
     assert check.status == "FAIL"
     assert "not trusted" in check.message
+
+
+def test_a_sample_secret_fails_as_the_hub_refuses_it_unless_samples_are_allowed(
+    workdir: Path, portal_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hub doctor says what the hub does at start: a target's sample secret stops it (issue #17)."""
+    routes = workdir / "routes"
+    write_routes(routes, portal_url, client_secret="${HUB_NATIONAL_PORTAL_CLIENT_SECRET:-sample-secret-for-the-mock}")
+    monkeypatch.setenv("HUB_ROUTES_DIR", str(routes))
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite+aiosqlite:///{workdir}/hub.db")
+    monkeypatch.setenv("HUB_BROKER_URL", RABBITMQ_URL)
+    monkeypatch.delenv("HUB_ALLOW_SAMPLE_SECRETS", raising=False)
+
+    code, document = _doctor("--timeout", "5")
+    config = _by_name(document)["config national-portal"]
+    assert code == 1
+    assert config["status"] == "FAIL"
+    assert "client_secret (set HUB_NATIONAL_PORTAL_CLIENT_SECRET)" in config["message"]
+    assert "refuses to start" in config["message"]
+
+    monkeypatch.setenv("HUB_ALLOW_SAMPLE_SECRETS", "true")
+    _, allowed = _doctor("--timeout", "5")
+    assert _by_name(allowed)["config national-portal"]["status"] == "WARN"

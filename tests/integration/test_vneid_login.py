@@ -22,6 +22,10 @@ from adapters.vneid.login import LOGINS_PER_ADDRESS_BURST
 from adapters.vneid.sessions import LoginSessions
 from adapters.vneid.tables import LoginSessionRow
 from hub.audit import AuditLog
+from hub.bootstrap import build_hub
+from hub.errors import ConfigurationError
+from hub.ingress import create_ingress_app
+from hub.settings import HubSettings
 from mocks._serve import serve_app
 from mocks.vneid import create_app as create_vneid_app
 from tests.support.harness import MINISTRY_KEY, ONESTOP_KEY, RunningHub, running_hub
@@ -332,3 +336,36 @@ async def test_logins_are_rate_limited_per_address_and_bounded(vneid_url: str, t
         in_progress = statuses.count(302)
         assert await logins.start(row(1), at_most=in_progress + 1)
         assert not await logins.start(row(2), at_most=in_progress + 1)
+
+
+# --------------------------------------------------------------------------- the public address (issue #17)
+
+
+async def test_login_routes_need_the_public_url_except_in_the_demo(vneid_url: str, tmp_path: Path) -> None:
+    """Without HUB_IDENTITY_PUBLIC_URL the redirect to VNeID and the assertions' issuer would follow the Host
+    header a browser sends: the ingress refuses to start, except under ``hub run --demo``."""
+    routes = write_vneid_routes(tmp_path / "routes", vneid_url, RETURN_BASE)
+    common: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/hub.db",
+        "routes_dir": routes,
+        "allow_sample_secrets": True,
+        "identity_public_url": None,
+    }
+    production = build_hub(HubSettings(**common))
+    try:
+        with pytest.raises(ConfigurationError, match=r"login routes \(vneid-login.*HUB_IDENTITY_PUBLIC_URL is not set"):
+            create_ingress_app(production)
+    finally:
+        await production.aclose()
+    demo = build_hub(HubSettings(**common, demo=True))
+    try:
+        await demo.store.migrate()
+        app = create_ingress_app(demo)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.demo.test") as client:
+            query = {"system": "onestop", "return_to": f"{RETURN_BASE}/callback", "state": "rp-state-42"}
+            started = await client.get("/v1/identity/login/vneid-login", params=query)
+        assert started.status_code == 302, started.text
+        redirect_uri = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(started.headers["location"]).query))
+        assert redirect_uri["redirect_uri"] == "http://hub.demo.test/v1/identity/callback", "the demo keeps the Host"
+    finally:
+        await demo.aclose()

@@ -36,11 +36,20 @@ def csrf_of(html: str) -> str:
 async def logged_in(
     hub: RunningHub, user: str = "admin", password: str = ADMIN_PASSWORD
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client logged in to the console (its cookie jar holds the session)."""
+    """An HTTP client logged in to the console (its cookie jar holds the session), through the login form
+    and its token."""
     async with httpx.AsyncClient(base_url=hub.url, timeout=30) as client:
-        response = await client.post("/console/login", data={"username": user, "password": password})
+        response = await log_in(client, user, password)
         assert response.status_code == 303, response.text
         yield client
+
+
+async def log_in(client: httpx.AsyncClient, user: str, password: str) -> httpx.Response:
+    """Open the login page (which sets the form's token cookie) and post the form with its token."""
+    form = await client.get("/console/login")
+    assert form.status_code in (200, 303), form.text
+    token = csrf_of(form.text) if form.status_code == 200 else ""
+    return await client.post("/console/login", data={"username": user, "password": password, "csrf": token})
 
 
 async def dead_lettered_dossier(hub: RunningHub, portal: httpx.Client, **fields: Any) -> tuple[str, dict[str, Any]]:

@@ -70,7 +70,16 @@ def free_port_run(count: int) -> int:
     raise AssertionError("no run of free ports found")
 
 
-def write_routes(folder: Path, portal_url: str, *, backoff: str = "[200ms, 500ms, 1s]", attempts: int = 5) -> Path:
+def write_routes(
+    folder: Path,
+    portal_url: str,
+    *,
+    backoff: str = "[200ms, 500ms, 1s]",
+    attempts: int = 5,
+    client_secret: str = "test-secret-not-real",  # noqa: S107 - a sample, as the docstring says
+) -> Path:
+    """A route file to the mock portal. Its client secret is a sample, which a hub accepts only with
+    HUB_ALLOW_SAMPLE_SECRETS (``running_hub`` and ``HubEnvironment`` set it)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "portal.yaml").write_text(
         textwrap.dedent(
@@ -88,7 +97,7 @@ def write_routes(folder: Path, portal_url: str, *, backoff: str = "[200ms, 500ms
                 config:
                   base_url: {portal_url}
                   client_id: test-client
-                  client_secret: test-secret-not-real
+                  client_secret: {client_secret}
                   timeout_seconds: 3
             routes:
               - name: dossier-sync
@@ -196,6 +205,12 @@ async def running_hub(
     namespace = new_namespace("t")
     port = free_port()
     overrides.setdefault("metrics_cache_seconds", 0)  # a test's scrapes see each change (test_api_docs: the cache)
+    # A test hub declares what makes it a test: the mocks' sample secrets, plain http on 127.0.0.1 (its public
+    # address, and cookies without Secure). A test of the production defaults passes them explicitly.
+    overrides.setdefault("allow_sample_secrets", True)
+    overrides.setdefault("console_secure_cookie", False)
+    overrides.setdefault("identity_public_url", f"http://127.0.0.1:{port}")
+    overrides.setdefault("console_public_url", f"http://127.0.0.1:{port}")
     settings = HubSettings(
         database_url=database_url,
         broker_namespace=namespace,

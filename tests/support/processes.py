@@ -49,6 +49,11 @@ class HubEnvironment:
             HUB_SYSTEM_KEY_MINISTRY=MINISTRY_KEY,
             HUB_LOG_FORMAT="json",
             HUB_OUTBOX_RELAY_AFTER_SECONDS="3",
+            # A test hub against the mocks, on plain http at 127.0.0.1 (see harness.running_hub).
+            HUB_ALLOW_SAMPLE_SECRETS="true",
+            HUB_CONSOLE_SECURE_COOKIE="false",
+            HUB_IDENTITY_PUBLIC_URL=self.url,
+            HUB_CONSOLE_PUBLIC_URL=self.url,
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra)
