@@ -18,6 +18,7 @@ from hub.plugin import HubContext, HubOpener, run_command
 
 __all__ = ["build_payments_app", "payment_commands"]
 
+
 def payment_commands(open_hub: HubOpener) -> dict[str, typer.Typer]:
     """The plugin's ``hub`` sub-command groups (``Plugin.commands``)."""
     return {"payments": build_payments_app(open_hub)}

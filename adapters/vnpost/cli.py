@@ -17,6 +17,7 @@ from hub.plugin import HubContext, HubOpener, run_command
 
 __all__ = ["create_post_app"]
 
+
 def create_post_app(open_hub: HubOpener) -> typer.Typer:
     """The ``hub post`` command group, over hubs opened with ``open_hub``."""
     post_app = typer.Typer(help="Postal delivery through VNPost: parcels, tracking, polling.", no_args_is_help=True)
