@@ -12,7 +12,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from hub.envelope import Envelope
 
-__all__ = ["Adapter", "AdapterFactory", "ConfirmsDelivery", "DeliveryContext", "RequestAdapter", "RequestContext"]
+__all__ = [
+    "Adapter",
+    "AdapterFactory",
+    "ConfirmsDelivery",
+    "DeliveryContext",
+    "DescribesCheck",
+    "RequestAdapter",
+    "RequestContext",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +155,11 @@ class AdapterFactory(Protocol):
     def __call__(self, target_id: str, config: Mapping[str, Any]) -> object:
         """An object implementing :class:`Adapter`, :class:`RequestAdapter` or both."""
         ...
+
+
+@runtime_checkable
+class DescribesCheck(Protocol):
+    """An adapter that says what its ``check()`` proves (``hub doctor`` prints it), e.g. "fetched an access
+    token from its OAuth2 token endpoint"."""
+
+    check_description: str

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import hub.store
-from hub.adapter import AdapterFactory
+from hub.adapter import AdapterFactory, DescribesCheck
 from hub.adapter_config import SampleSecretError, looks_like_sample, sample_secrets_refused
 from hub.bootstrap import adapter_registry, known_schema_names
 from hub.errors import ConfigurationError, DeliveryError
@@ -70,20 +70,9 @@ Status = Literal["OK", "WARN", "FAIL"]
 CERTIFICATE_WARNING_DAYS = 30
 #: Keys shorter than this are a warning (``secrets.token_urlsafe(32)`` gives 43 characters).
 SHORT_KEY_LENGTH = 16
-#: Values that start like this were copied from .env.example or a route file's defaults.
-_SAMPLE_PREFIXES = ("sample", "change-me", "changeme", "change_me", "replace-", "replace_me", "example")
 _DEMO_PREFIX = "demo-"
 _NEW_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
 _ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")
-#: What each adapter's ``check()`` proves, for the OK line (``adapter:`` name in route files).
-_ADAPTER_CHECKS = {
-    "national_portal": "fetched an access token from its OAuth2 token endpoint",
-    "vnpost": "fetched an access token (VNPost accepts the credentials)",
-    "payment_platform": "a signed QUERY was answered (the platform accepts the partner signature)",
-    "population": "read its WSDL",
-    "vneid": "read its OpenID Connect discovery document",
-    "onestop": "checked by TCP only (the one-stop system has no health endpoint)",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +244,7 @@ def key_verdict(value: str | None) -> tuple[Status, str]:
     if not value.strip():
         return "FAIL", "is set but empty"
     lowered = value.strip().lower()
-    if lowered.startswith(_SAMPLE_PREFIXES):
+    if looks_like_sample(value):
         return "FAIL", "holds a sample value (as in .env.example), which anyone who reads the repository knows"
     if lowered.startswith(_DEMO_PREFIX):
         return "WARN", "holds a demo key (it starts with 'demo-'); a production hub should have a key of its own"
@@ -617,7 +606,9 @@ async def _adapter_check(
         close = getattr(adapter, "aclose", None)
         if callable(close):
             await close()
-    proved = _ADAPTER_CHECKS.get(target.adapter, "its adapter's check passed") if callable(check) else "no check"
+    proved = "no check"
+    if callable(check):
+        proved = adapter.check_description if isinstance(adapter, DescribesCheck) else "its adapter's check passed"
     where = f"Reachable at {addresses}" if endpoints else "No address in its config"
     return Check(name, "OK", f"{where}; {proved}.")
 

@@ -47,6 +47,9 @@ class NationalPortalAdapter:
     at once as an update; that counts as delivered.
     """
 
+    #: What ``check()`` proves (``hub doctor``).
+    check_description = "fetched an access token from its OAuth2 token endpoint"
+
     name: str = "national_portal"
     max_batch: Mapping[str, int] = MappingProxyType({TYPE_DOSSIER_PROGRESS: MAX_PROGRESS_STEPS})
 

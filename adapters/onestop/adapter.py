@@ -34,6 +34,9 @@ SYSTEM = "the one-stop system"
 class OneStopAdapter:
     """Target adapter of the one-stop system's receiving endpoint."""
 
+    #: What ``check()`` proves (``hub doctor``).
+    check_description = "checked by TCP only (the one-stop system has no health endpoint)"
+
     name: str = "onestop"
     max_batch: Mapping[str, int] = MappingProxyType({})
 

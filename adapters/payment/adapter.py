@@ -64,6 +64,9 @@ class PaymentTiming:
 class PaymentPlatformAdapter:
     """Request adapter of one partner account (MaDoiTac) at a payment platform."""
 
+    #: What ``check()`` proves (``hub doctor``).
+    check_description = "a signed QUERY was answered (the platform accepts the partner signature)"
+
     name: str = "payment_platform"
 
     def __init__(

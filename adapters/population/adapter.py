@@ -25,6 +25,9 @@ __all__ = ["PopulationAdapter", "create_adapter"]
 class PopulationAdapter:
     """Answers ``population.lookup`` (XacMinhThongTinNhanThan) and ``population.verify`` (XacThucThongTinCongDan)."""
 
+    #: What ``check()`` proves (``hub doctor``).
+    check_description = "read its WSDL"
+
     name: str = "population"
 
     def __init__(self, target_id: str, client: PopulationClient, *, integration_code: str) -> None:

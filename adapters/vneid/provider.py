@@ -98,6 +98,9 @@ def translate_failure(exc: BaseException, *, action: str, issuer: str, timeout: 
 class VNeIDProvider:
     """The hub's relying-party side of VNeID (implements :class:`hub.plugin.IdentityProvider`)."""
 
+    #: What ``check()`` proves (``hub doctor``).
+    check_description = "read its OpenID Connect discovery document"
+
     name: str = "vneid"
 
     def __init__(

@@ -57,6 +57,9 @@ _VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 class VNPostAdapter:
     """Request adapter of the hub's VNPost customer account."""
 
+    #: What ``check()`` proves (``hub doctor``).
+    check_description = "fetched an access token (VNPost accepts the credentials)"
+
     name: str = "vnpost"
 
     def __init__(
